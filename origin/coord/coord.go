@@ -1,0 +1,101 @@
+// Package coord holds the coordination contracts of liveingest: leases with
+// fencing tokens, rate limiters and the registry of live sessions.
+//
+// Coordination state can be lost at any time (R-COORD): nothing durable lives
+// here. Implementations: redis (shared by all edges) and memory (one process,
+// for dev). Both pass the conformance suite in coordtest.
+package coord
+
+import (
+	"context"
+	"time"
+)
+
+// Locker grants leases on logical names (see keys.SlotLease).
+type Locker interface {
+	// Acquire grants the lease on name to owner for ttl, unless another
+	// holder's lease on name is still valid: then it fails with a *HeldError
+	// (errors.Is(err, ErrHeld)) that names the holder.
+	//
+	// Every grant on a name carries a Token larger than every token granted
+	// on that name before, also across a restart of the coordination service
+	// that lost its data (see the implementation's guarantee), so a writer
+	// can fence its writes with it. Errors reaching the service wrap
+	// ErrUnavailable and return within about a second.
+	Acquire(ctx context.Context, name string, ttl time.Duration, owner Owner) (Lease, error)
+}
+
+// Lease is one grant of a name. Its methods are safe for concurrent use.
+type Lease interface {
+	// Token is the fencing token of this grant.
+	Token() uint64
+
+	// Renew extends the lease by its ttl from now. It fails with an error
+	// wrapping ErrLeaseLost if the lease lapsed or was granted to another
+	// holder; then Lost is closed. Errors reaching the service wrap
+	// ErrUnavailable; the lease stays valid until its deadline.
+	Renew(ctx context.Context) error
+
+	// Release gives the lease up if it is still held by this grant; it is
+	// idempotent. Lost is closed afterwards.
+	Release(ctx context.Context) error
+
+	// Lost is closed once this grant can no longer be relied on: the ttl
+	// passed since the last successful Acquire or Renew (measured on the
+	// holder's clock), a Renew found the lease gone or taken over, or it was
+	// released. A holder must stop writing when Lost is closed.
+	Lost() <-chan struct{}
+}
+
+// Owner says who holds a lease or runs a session: enough for an operator, and
+// for a rejection message, to tell which publisher is in the way.
+type Owner struct {
+	ID       string `json:"id"`                 // unique per grant request, e.g. a session id
+	Edge     string `json:"edge,omitempty"`     // edge node id
+	Protocol string `json:"protocol,omitempty"` // rtmp, rtmps, srt, whip, push, pull
+	Remote   string `json:"remote,omitempty"`   // publisher's address
+}
+
+// Limiter is a rate limiter by key: a burst, then one event per interval
+// (GCRA). The rate is the implementation's configuration.
+type Limiter interface {
+	// Allow records one event for key and returns 0 if it is allowed, or how
+	// long the caller should wait before the next attempt if it is not (the
+	// rejected event is not counted). Errors reaching the service wrap
+	// ErrUnavailable.
+	Allow(ctx context.Context, key string) (retryAfter time.Duration, err error)
+}
+
+// Rate configures a Limiter: Burst events at once, then one per Interval.
+type Rate struct {
+	Burst    int
+	Interval time.Duration
+}
+
+// Registry is the set of live ingest sessions, kept alive by heartbeats.
+type Registry interface {
+	// Heartbeat adds s, or refreshes it if a session with the same Slot and
+	// ID is listed, and keeps it listed for ttl from now.
+	Heartbeat(ctx context.Context, s Session, ttl time.Duration) error
+
+	// Remove takes the session off the list at once (no error if absent).
+	Remove(ctx context.Context, slot, id string) error
+
+	// List returns the live sessions of slot, oldest first. A session whose
+	// last heartbeat is older than its ttl is not listed.
+	List(ctx context.Context, slot string) ([]Session, error)
+}
+
+// Session is one publisher's ingest as the registry shows it (R-API-1 live
+// status: who publishes, over which protocol, since when, at what bitrate).
+type Session struct {
+	ID          string    `json:"id"`
+	Slot        string    `json:"slot"`
+	Role        string    `json:"role"`
+	Protocol    string    `json:"protocol"`
+	Edge        string    `json:"edge"`
+	Remote      string    `json:"remote"`
+	Started     time.Time `json:"started"`
+	BitrateKbps int64     `json:"bitrate_kbps"`
+	Updated     time.Time `json:"updated"` // set by Heartbeat
+}

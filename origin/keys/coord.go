@@ -1,0 +1,47 @@
+package keys
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Coordination keys. Callers of origin/coord name what they coordinate with
+// these logical names; the coord implementations turn a logical name into a
+// Redis key with Redis below. Names are short ASCII without spaces.
+
+// SlotLease names the lease that makes one publisher per slot and role
+// (R-EDGE-1, R-EDGE-2).
+func SlotLease(id SlotID, role Role) string { return "slot:" + string(id) + ":" + string(role) }
+
+// SlotSessions names the set of live sessions of a slot in the registry.
+func SlotSessions(id SlotID) string { return "slot:" + string(id) }
+
+// ValidateCoordName checks a logical coordination name (lease, limiter or
+// registry key) before an implementation uses it.
+func ValidateCoordName(name string) error {
+	if name == "" || len(name) > maxCoordKeyLen {
+		return fmt.Errorf("%w: coordination name must be 1-%d bytes", ErrInvalid, maxCoordKeyLen)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c >= 0x7f || c == '{' || c == '}' {
+			return fmt.Errorf("%w: character %q not allowed in a coordination name", ErrInvalid, c)
+		}
+	}
+	return nil
+}
+
+// Redis builds the Redis key for one kind of record about a logical name.
+// The name sits in a hash tag ({…}) so that every record about one name (a
+// lease and its fencing counter) lands on the same Redis Cluster slot, which
+// the atomic scripts of the redis implementation need. namespace separates
+// deployments sharing one Redis; it must itself be a valid coordination name.
+func Redis(namespace, kind, name string) string {
+	var b strings.Builder
+	b.Grow(len(namespace) + len(kind) + len(name) + 4)
+	b.WriteString(namespace)
+	b.WriteString(":{")
+	b.WriteString(name)
+	b.WriteString("}:")
+	b.WriteString(kind)
+	return b.String()
+}
