@@ -19,6 +19,10 @@ var (
 	// than Meta.Size; nothing was written.
 	ErrSize = errors.New("body size does not match")
 
+	// ErrInvalidMeta is wrapped by errors of Put when its Meta is
+	// contradictory (see Meta.Validate); nothing was written.
+	ErrInvalidMeta = errors.New("invalid object metadata")
+
 	// ErrUnavailable is wrapped by errors that are worth retrying later: the
 	// backend could not be reached or answered with a server error after the
 	// backend's own retries.

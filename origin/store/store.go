@@ -7,6 +7,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"time"
 )
@@ -41,7 +42,8 @@ type Store interface {
 	Get(ctx context.Context, key string) (io.ReadCloser, Info, error)
 
 	// GetRange opens length bytes of the object starting at offset (length
-	// < 0: to the end). offset past the end fails with ErrRange.
+	// < 0: to the end). offset >= size (so any offset on an empty object)
+	// fails with ErrRange, as HTTP 416 does.
 	GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, Info, error)
 
 	// Stat returns the object's Info; a missing key wraps ErrNotExist.
@@ -90,11 +92,27 @@ type Meta struct {
 	IfMatch     string // replace only the object with this ETag
 }
 
+// Validate rejects Meta values that no backend could honour. Put calls it;
+// the errors wrap ErrInvalidMeta.
+func (m Meta) Validate() error {
+	switch {
+	case m.IfNoneMatch != "" && m.IfNoneMatch != "*":
+		return fmt.Errorf("%w: IfNoneMatch must be \"\" or \"*\", not %q", ErrInvalidMeta, m.IfNoneMatch)
+	case m.IfNoneMatch != "" && m.IfMatch != "":
+		return fmt.Errorf("%w: IfNoneMatch and IfMatch exclude each other", ErrInvalidMeta)
+	case m.Class != "" && !m.Class.Valid():
+		return fmt.Errorf("%w: Class %q is not a known class", ErrInvalidMeta, m.Class)
+	case m.Size < 0:
+		return fmt.Errorf("%w: Size %d is negative", ErrInvalidMeta, m.Size)
+	}
+	return nil
+}
+
 // Info describes a stored object.
 type Info struct {
 	Key      string
 	Size     int64
-	ETag     string    // opaque, quoted as in HTTP; changes with every Put
+	ETag     string    // opaque, quoted as in HTTP; changes when the content changes (S3 ETags are content hashes: identical bytes may keep it)
 	Modified time.Time // when the visible version was written
 
 	ContentType  string
