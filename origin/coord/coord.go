@@ -7,8 +7,13 @@
 package coord
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
 	"time"
+
+	"github.com/liveingest/liveingest/origin/keys"
 )
 
 // Locker grants leases on logical names (see keys.SlotLease).
@@ -98,4 +103,31 @@ type Session struct {
 	Started     time.Time `json:"started"`
 	BitrateKbps int64     `json:"bitrate_kbps"`
 	Updated     time.Time `json:"updated"` // set by Heartbeat
+}
+
+// IngestRate is the default limit on publish attempts per stream key
+// (R-EDGE-3): a burst of 3, then one attempt per 10 s.
+var IngestRate = Rate{Burst: 3, Interval: 10 * time.Second}
+
+// ValidateKey checks the slot and id of a session before an implementation
+// stores or looks it up.
+func (s Session) ValidateKey() error {
+	if err := keys.ValidateCoordName(s.Slot); err != nil {
+		return fmt.Errorf("slot: %w", err)
+	}
+	if err := keys.ValidateCoordName(s.ID); err != nil {
+		return fmt.Errorf("session id: %w", err)
+	}
+	return nil
+}
+
+// SortSessions orders sessions as Registry.List returns them: oldest first,
+// ties by id.
+func SortSessions(ss []Session) {
+	slices.SortFunc(ss, func(a, b Session) int {
+		if c := a.Started.Compare(b.Started); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
 }
