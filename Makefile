@@ -1,0 +1,52 @@
+# liveingest — `make run` starts dev mode; `make test` installs what the tests
+# need and runs them all.
+
+GO            ?= go
+GOBIN         := $(shell $(GO) env GOPATH)/bin
+MINIO_MODULE  := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
+APT_PACKAGES  := ffmpeg redis-server srt-tools chromium cadaver rclone
+FUZZTIME      ?= 30s
+TEST_TIMEOUT  ?= 30m
+export PATH   := $(GOBIN):$(PATH)
+
+.PHONY: run build test deps vet unit fuzz
+
+## run: start `liveingest dev` (everything in one process, no other service needed)
+run:
+	$(GO) run ./cmd/liveingest dev
+
+## build: the binary in bin/
+build:
+	$(GO) build -o bin/liveingest ./cmd/liveingest
+
+## test: deps, vet, every test under -race, then the fuzz targets for $(FUZZTIME) each
+test: deps vet unit fuzz
+
+## deps: install what the tests start or drive, where missing (Debian packages; MinIO from source)
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@if [ ! -x "$(GOBIN)/minio" ] && ! command -v minio >/dev/null 2>&1; then \
+		echo "building MinIO (a few minutes, once)"; \
+		GOFLAGS=-buildvcs=false $(GO) install $(MINIO_MODULE); \
+	fi
+	@echo "deps ok: $$(redis-server --version | cut -d' ' -f3) $$(ffmpeg -version | head -1 | cut -d' ' -f1-3) minio $$(command -v minio)"
+
+vet:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+
+unit:
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## fuzz: every fuzz target for $(FUZZTIME)
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRelPath$$' -fuzztime $(FUZZTIME) ./origin/keys

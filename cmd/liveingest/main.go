@@ -1,0 +1,117 @@
+// Command liveingest is the one binary of liveingest: `dev` runs everything in
+// one process; `edge`, `origin` and `functions` are the roles of a real
+// deployment against Redis and S3.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+// CLI is the command line. Every flag can also be given as LIVEINGEST_<FLAG>
+// and, below both, in the YAML file named by --config.
+type CLI struct {
+	Config    kong.ConfigFlag `help:"YAML configuration file (keys are flag names); flags and LIVEINGEST_* variables override it."`
+	LogLevel  string          `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
+	LogFormat string          `help:"Log format: json or text." default:"json" enum:"json,text"`
+
+	Dev       DevCmd       `cmd:"" help:"Run edge, origin and functions in one process with embedded storage and in-memory coordination."`
+	Edge      EdgeCmd      `cmd:"" help:"Run an ingest edge against Redis and S3."`
+	Origin    OriginCmd    `cmd:"" help:"Run the origin (playback, API, UI) against Redis and S3."`
+	Functions FunctionsCmd `cmd:"" help:"Run the function worker against Redis and S3."`
+	Version   VersionCmd   `cmd:"" help:"Print the version."`
+}
+
+// env is what a command run needs from its surroundings; tests give their own.
+type env struct {
+	stdout io.Writer
+	logger *slog.Logger
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "liveingest:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses args, validates the chosen command's configuration and runs it
+// until ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cli CLI
+	kctx, err := parse(&cli, args, stdout, stderr)
+	if err != nil || kctx == nil {
+		return err
+	}
+	logger := newLogger(stderr, cli.LogLevel, cli.LogFormat)
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	return kctx.Run(env{stdout: stdout, logger: logger})
+}
+
+// parse fills cli from args, environment and config file. It returns a nil
+// context when kong handled the call itself (--help).
+func parse(cli *CLI, args []string, stdout, stderr io.Writer) (*kong.Context, error) {
+	exited := false
+	parser, err := kong.New(cli,
+		kong.Name("liveingest"),
+		kong.Description("Live-video edge ingest and origin storage."),
+		kong.DefaultEnvars("LIVEINGEST"),
+		kong.Configuration(yamlLoader),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(int) { exited = true }),
+	)
+	if err != nil {
+		return nil, err
+	}
+	kctx, err := parser.Parse(args)
+	if exited {
+		return nil, nil
+	}
+	if err != nil {
+		// Kong has run the command's Validate: the error names the flag.
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return kctx, nil
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// VersionCmd prints the version.
+type VersionCmd struct{}
+
+// Run prints the version.
+func (VersionCmd) Run(e env) error {
+	_, err := fmt.Fprintln(e.stdout, "liveingest", buildVersion())
+	return err
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

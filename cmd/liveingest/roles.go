@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	coordredis "github.com/liveingest/liveingest/origin/coord/redis"
+	"github.com/liveingest/liveingest/origin/secret"
+	"github.com/liveingest/liveingest/origin/store/s3"
+)
+
+// S3Flags configure the S3 store of a deployed role. The env tags are
+// explicit because kong's default naming splits "s3" into "S_3".
+type S3Flags struct {
+	// Endpoint is the S3 endpoint URL; empty means AWS. Default: "".
+	Endpoint string `name:"s3-endpoint" env:"LIVEINGEST_S3_ENDPOINT" help:"S3 endpoint URL (MinIO, LocalStack); empty for AWS."`
+	// Region is the bucket's region. Default: us-east-1.
+	Region string `name:"s3-region" env:"LIVEINGEST_S3_REGION" help:"S3 region." default:"us-east-1"`
+	// Bucket holds segments, manifests and slot configuration. Default: none (required).
+	Bucket string `name:"s3-bucket" env:"LIVEINGEST_S3_BUCKET" help:"S3 bucket (required)."`
+	// PathStyle selects path-style addressing. Default: false.
+	PathStyle bool `name:"s3-path-style" env:"LIVEINGEST_S3_PATH_STYLE" help:"Use path-style addressing (MinIO, LocalStack)."`
+	// AccessKey is a static access key id; empty means the AWS credential chain. Default: "".
+	AccessKey string `name:"s3-access-key" env:"LIVEINGEST_S3_ACCESS_KEY" help:"Static access key id; empty for the AWS credential chain."`
+	// SecretKey goes with AccessKey; prefer LIVEINGEST_S3_SECRET_KEY. Default: "".
+	SecretKey secret.String `name:"s3-secret-key" env:"LIVEINGEST_S3_SECRET_KEY" help:"Static secret key (prefer LIVEINGEST_S3_SECRET_KEY)." hidden:""`
+}
+
+func (f S3Flags) config() s3.Config {
+	return s3.Config{
+		Endpoint: f.Endpoint, Region: f.Region, Bucket: f.Bucket, PathStyle: f.PathStyle,
+		AccessKey: f.AccessKey, SecretKey: f.SecretKey,
+	}
+}
+
+// RedisFlags configure the coordination service of a deployed role.
+type RedisFlags struct {
+	// Addr is the Redis address. Default: 127.0.0.1:6379.
+	Addr string `name:"redis-addr" help:"Redis address host:port." default:"127.0.0.1:6379"`
+	// Password is the Redis AUTH password; prefer LIVEINGEST_REDIS_PASSWORD. Default: none.
+	Password secret.String `name:"redis-password" help:"Redis password (prefer LIVEINGEST_REDIS_PASSWORD)." hidden:""`
+	// DB is the Redis database number. Default: 0.
+	DB int `name:"redis-db" help:"Redis database number." default:"0"`
+	// TLS connects with TLS. Default: false.
+	TLS bool `name:"redis-tls" help:"Connect to Redis with TLS."`
+	// Namespace prefixes every Redis key. Default: liveingest.
+	Namespace string `name:"redis-namespace" help:"Prefix of every Redis key." default:"liveingest"`
+}
+
+func (f RedisFlags) config() coordredis.Config {
+	return coordredis.Config{Addr: f.Addr, Password: f.Password.Reveal(), DB: f.DB, TLS: f.TLS, Namespace: f.Namespace}
+}
+
+// RoleFlags are common to edge, origin and functions.
+type RoleFlags struct {
+	// HTTP serves health, readiness, metrics and the role's HTTP service. Default: :8080.
+	HTTP string `name:"http" help:"HTTP address (/healthz, /readyz, /metrics and the role's service)." default:":8080"`
+	// Region is this node's region id. Default: local.
+	Region string `help:"Region id of this node." default:"local"`
+	// NodeID names this node in leases and live status. Default: the host name.
+	NodeID string `help:"Id of this node in leases and live status; default the host name."`
+
+	S3    S3Flags    `embed:""`
+	Redis RedisFlags `embed:""`
+}
+
+// Validate checks every field and names the first bad one.
+func (r *RoleFlags) Validate() error {
+	if err := checkAddr("--http", r.HTTP); err != nil {
+		return err
+	}
+	if err := checkRegion("--region", r.Region); err != nil {
+		return err
+	}
+	if r.NodeID == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return errors.New("--node-id: required (no host name to default to)")
+		}
+		r.NodeID = h
+	}
+	if !validHostname(r.NodeID) {
+		return fmt.Errorf("--node-id: invalid id %q (letters, digits, '-', '.')", r.NodeID)
+	}
+	if err := r.S3.config().Validate(); err != nil {
+		return err
+	}
+	return r.Redis.config().Validate()
+}
+
+// runRole connects a deployed role to S3 and Redis and serves its ops
+// endpoints until ctx ends. Start-up fails with a clear error when either
+// dependency is missing or unsuitable, so a broken deployment never reports
+// ready.
+func runRole(ctx context.Context, e env, role string, r *RoleFlags) error {
+	logger := e.logger.With("role", role, "region", r.Region, "node", r.NodeID)
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := s3.New(sctx, r.S3.config())
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	co, err := coordredis.New(r.Redis.config())
+	if err != nil {
+		return fmt.Errorf("coordination: %w", err)
+	}
+	defer co.Close()
+	if err := co.Ping(sctx); err != nil {
+		return fmt.Errorf("coordination: %w", err)
+	}
+
+	o := newOps(role, logger, check{"store", storeReachable(st)}, check{"redis", co.Ping})
+	mux := http.NewServeMux()
+	o.register(mux)
+	l, err := listen("http", r.HTTP, newHTTPServer(mux, logger))
+	if err != nil {
+		return err
+	}
+	logger.Info("started", "http", l.ln.Addr().String(), "bucket", r.S3.Bucket, "redis", r.Redis.Addr)
+	return serve(ctx, o, logger, l)
+}
+
+// EdgeCmd runs an ingest edge.
+type EdgeCmd struct {
+	RoleFlags `embed:""`
+}
+
+// Run starts the edge.
+func (c *EdgeCmd) Run(ctx context.Context, e env) error { return runRole(ctx, e, "edge", &c.RoleFlags) }
+
+// OriginCmd runs the origin.
+type OriginCmd struct {
+	RoleFlags `embed:""`
+}
+
+// Run starts the origin.
+func (c *OriginCmd) Run(ctx context.Context, e env) error {
+	return runRole(ctx, e, "origin", &c.RoleFlags)
+}
+
+// FunctionsCmd runs the function worker.
+type FunctionsCmd struct {
+	RoleFlags `embed:""`
+}
+
+// Run starts the worker.
+func (c *FunctionsCmd) Run(ctx context.Context, e env) error {
+	return runRole(ctx, e, "functions", &c.RoleFlags)
+}
