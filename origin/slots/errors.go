@@ -22,6 +22,12 @@ var (
 	// unknown or the password is wrong; the two are deliberately not told
 	// apart. The edge answers 401.
 	ErrBadCredentials = errors.New("bad credentials")
+
+	// ErrMediaCleanup is wrapped by Delete's error when the slot itself is
+	// deleted but some of its media objects could not be removed (they then
+	// expire by the lifecycle rules). The delete the caller asked for
+	// happened.
+	ErrMediaCleanup = errors.New("slot deleted; media cleanup incomplete")
 )
 
 // FieldError is returned when an input field breaks a rule; Field is the JSON

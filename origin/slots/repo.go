@@ -389,7 +389,7 @@ func (r *Repo) deleteMedia(ctx context.Context, id keys.SlotID) error {
 		err = flush()
 	}
 	if err != nil {
-		return fmt.Errorf("delete media of slot %s: %w", id, err)
+		return fmt.Errorf("delete media of slot %s: %w: %w", id, ErrMediaCleanup, err)
 	}
 	return nil
 }

@@ -16,8 +16,7 @@ import (
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/secret"
 	"github.com/liveingest/liveingest/origin/store"
-	"github.com/liveingest/liveingest/origin/store/disk"
-	"github.com/liveingest/liveingest/origin/store/s3"
+	"github.com/liveingest/liveingest/origin/store/teststores"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -28,29 +27,8 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
-func diskStore(t *testing.T) store.Store {
-	st, err := disk.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
-func minioStore(t *testing.T) store.Store {
-	srv := testenv.MinIO(t)
-	st, err := s3.New(ctxFor(t), s3.Config{
-		Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.NewBucket(t), PathStyle: true,
-		AccessKey: srv.AccessKey, SecretKey: secret.String(srv.SecretKey),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
-func TestRepoDisk(t *testing.T)  { runRepoSuite(t, diskStore) }
-func TestRepoMinIO(t *testing.T) { runRepoSuite(t, minioStore) }
+func TestRepoDisk(t *testing.T)  { runRepoSuite(t, teststores.Disk) }
+func TestRepoMinIO(t *testing.T) { runRepoSuite(t, teststores.MinIO) }
 
 var testDeployment = Deployment{Regions: []Region{
 	{ID: "local", PublicHost: "localhost"},
