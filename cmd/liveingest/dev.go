@@ -7,14 +7,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"text/tabwriter"
+	"time"
 
+	"github.com/liveingest/liveingest/edge/tlsauto"
+	"github.com/liveingest/liveingest/origin/api"
+	"github.com/liveingest/liveingest/origin/coord"
+	"github.com/liveingest/liveingest/origin/coord/memory"
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/secret"
+	"github.com/liveingest/liveingest/origin/slots"
 	"github.com/liveingest/liveingest/origin/store"
 	"github.com/liveingest/liveingest/origin/store/disk"
 )
@@ -85,17 +94,81 @@ func (c *DevCmd) Run(ctx context.Context, e env) error {
 		}
 		generated = true
 	}
+	cert, err := tlsauto.LoadOrCreate(filepath.Join(c.Data, "tls"), certHosts(c.PublicHost), time.Now())
+	if err != nil {
+		return fmt.Errorf("--data: dev certificate: %w", err)
+	}
 
-	o := newOps("dev", logger, check{"store", storeReachable(st)})
-	mux := http.NewServeMux()
-	o.register(mux)
-	httpL, err := listen("http", c.HTTP, newHTTPServer(mux, logger))
+	// Bind first: the URLs a slot shows must carry the ports really bound
+	// (an address like 127.0.0.1:0 picks one).
+	httpL, err := listen("http", c.HTTP, nil)
 	if err != nil {
 		return err
 	}
-	printDevSummary(e.stdout, c, httpL.ln.Addr(), token, generated)
-	logger.Info("started", "http", httpL.ln.Addr().String(), "data", c.Data)
-	return serve(ctx, o, logger, httpL)
+	httpsL, err := listen("https", c.HTTPS, nil)
+	if err != nil {
+		httpL.ln.Close()
+		return err
+	}
+	deployment := slots.Deployment{
+		Regions:   []slots.Region{{ID: c.Region, PublicHost: c.PublicHost}},
+		RTMPPort:  addrPort(c.RTMP),
+		RTMPSPort: addrPort(c.RTMPS),
+		SRTPort:   addrPort(c.SRT),
+		HTTPPort:  httpL.port(),
+		HTTPSPort: httpsL.port(),
+	}
+	co := memory.New(nil)
+	handler, err := originHandler(st, co, deployment, token, logger)
+	if err != nil {
+		httpL.ln.Close()
+		httpsL.ln.Close()
+		return err
+	}
+	o := newOps("dev", logger, check{"store", storeReachable(st)})
+	mux := http.NewServeMux()
+	o.register(mux)
+	mux.Handle("/", handler)
+	httpL.srv = newHTTPServer(mux, logger)
+	httpsL.srv = newHTTPServer(mux, logger)
+	httpsL.srv.TLSConfig = cert.TLSConfig()
+
+	printDevSummary(e.stdout, c, deployment, token, generated, cert)
+	logger.Info("started", "http", httpL.ln.Addr().String(), "https", httpsL.ln.Addr().String(), "data", c.Data)
+	return serve(ctx, o, logger, httpL, httpsL)
+}
+
+// originHandler is what the origin serves besides the ops endpoints: the
+// slots API (and, as they land, playback and the configuration UI).
+func originHandler(st store.Store, reg coord.Registry, d slots.Deployment, token secret.String, logger *slog.Logger) (http.Handler, error) {
+	repo, err := slots.New(st, slots.Options{Deployment: d, Logger: logger.With("component", "slots")})
+	if err != nil {
+		return nil, err
+	}
+	a, err := api.New(api.Config{AdminToken: token}, api.Deps{Slots: repo, Registry: reg, Logger: logger.With("component", "api")})
+	if err != nil {
+		return nil, err
+	}
+	return a.Handler(), nil
+}
+
+// certHosts are the names the dev certificate covers: the public host and
+// the loopback names a local client uses.
+func certHosts(publicHost string) []string {
+	hosts := []string{publicHost}
+	for _, h := range []string{"localhost", "127.0.0.1", "::1"} {
+		if !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+// addrPort is the port of a validated listen address.
+func addrPort(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 // storeReachable is the readiness probe of a store: a Stat that reaches the
@@ -125,24 +198,29 @@ func newToken() (secret.String, error) {
 // printDevSummary tells the person at the terminal where everything is. The
 // admin token is printed here on purpose (SPEC §8): dev mode is local, and
 // the summary goes to stdout, never to the log.
-func printDevSummary(w io.Writer, c *DevCmd, httpAddr net.Addr, token secret.String, generated bool) {
+func printDevSummary(w io.Writer, c *DevCmd, d slots.Deployment, token secret.String, generated bool, cert *tlsauto.SelfSigned) {
 	abs, err := filepath.Abs(c.Data)
 	if err != nil {
 		abs = c.Data
 	}
-	port := httpAddr.(*net.TCPAddr).Port
+	httpBase := fmt.Sprintf("http://%s", net.JoinHostPort(c.PublicHost, strconv.Itoa(d.HTTPPort)))
+	httpsBase := fmt.Sprintf("https://%s", net.JoinHostPort(c.PublicHost, strconv.Itoa(d.HTTPSPort)))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "liveingest dev %s: everything in one process\n", buildVersion())
 	fmt.Fprintf(tw, "  region\t%s\n", c.Region)
 	fmt.Fprintf(tw, "  data\t%s (embedded store)\n", abs)
 	fmt.Fprintf(tw, "  coordination\tin memory\n")
-	fmt.Fprintf(tw, "  http\thttp://%s:%d\n", c.PublicHost, port)
-	fmt.Fprintf(tw, "  health\thttp://%s:%d/healthz  /readyz  /metrics\n", c.PublicHost, port)
+	fmt.Fprintf(tw, "  http\t%s\n", httpBase)
+	fmt.Fprintf(tw, "  https\t%s\n", httpsBase)
+	fmt.Fprintf(tw, "  api\t%s/api/v1  (OpenAPI: /api/v1/openapi.json)\n", httpBase)
+	fmt.Fprintf(tw, "  health\t%s/healthz  /readyz  /metrics\n", httpBase)
+	fmt.Fprintf(tw, "  certificate\t%s (self-signed, sha256 %s)\n", cert.CertPath, cert.Fingerprint)
 	note := "(configured)"
 	if generated {
 		note = "(generated for this run; set LIVEINGEST_ADMIN_TOKEN to keep one)"
 	}
 	fmt.Fprintf(tw, "  admin token\t%s %s\n", token.Reveal(), note)
+	fmt.Fprintf(tw, "\ntry: LIVEINGEST_ADMIN_TOKEN=%s liveingest slots --server %s create --name cam-1\n", token.Reveal(), httpBase)
 	_ = tw.Flush()
 	if f, ok := w.(*os.File); ok {
 		_ = f.Sync()

@@ -30,6 +30,7 @@ type CLI struct {
 	Edge      EdgeCmd      `cmd:"" help:"Run an ingest edge against Redis and S3."`
 	Origin    OriginCmd    `cmd:"" help:"Run the origin (playback, API, UI) against Redis and S3."`
 	Functions FunctionsCmd `cmd:"" help:"Run the function worker against Redis and S3."`
+	Slots     SlotsCmd     `cmd:"" help:"Manage slots through the API (list, get, create, update, clone, delete, rotate-key, live)."`
 	Version   VersionCmd   `cmd:"" help:"Print the version."`
 }
 

@@ -124,8 +124,11 @@ type listener struct {
 	srv  *http.Server
 }
 
+// port is the bound TCP port.
+func (l *listener) port() int { return l.ln.Addr().(*net.TCPAddr).Port }
+
 // listen binds addr now, so that a taken port fails start-up with a clear
-// error before anything is announced.
+// error before anything is announced. srv may be set later, before serve.
 func listen(name, addr string, srv *http.Server) (*listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -141,7 +144,12 @@ func serve(ctx context.Context, o *ops, logger *slog.Logger, ls ...*listener) er
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		go func() {
-			err := l.srv.Serve(l.ln)
+			var err error
+			if l.srv.TLSConfig != nil {
+				err = l.srv.ServeTLS(l.ln, "", "") // certificates come from TLSConfig
+			} else {
+				err = l.srv.Serve(l.ln)
+			}
 			if errors.Is(err, http.ErrServerClosed) {
 				err = nil
 			} else if err != nil {

@@ -4,9 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/liveingest/liveingest/origin/coord"
+	"github.com/liveingest/liveingest/origin/slots"
+	"github.com/liveingest/liveingest/origin/store"
 
 	coordredis "github.com/liveingest/liveingest/origin/coord/redis"
 	"github.com/liveingest/liveingest/origin/secret"
@@ -55,6 +61,55 @@ func (f RedisFlags) config() coordredis.Config {
 	return coordredis.Config{Addr: f.Addr, Password: f.Password.Reveal(), DB: f.DB, TLS: f.TLS, Namespace: f.Namespace}
 }
 
+// DeploymentFlags describe the public face of the deployment, from which
+// slots' ingest and playback URLs are built (R-SLOT-11, R-GEO-1).
+type DeploymentFlags struct {
+	// PublicHost is the ingest host name of this node's region. Default: localhost.
+	PublicHost string `help:"Public ingest host name of this node's region." default:"localhost"`
+	// IngestRegions lists every region as ID=HOST or ID=HOST/BACKUP_HOST; empty
+	// means this node's region at --public-host only. Default: none.
+	IngestRegions []string `name:"ingest-regions" help:"Regions as ID=HOST[/BACKUP_HOST] (repeatable or comma-separated); default this node's region."`
+	// Public ports encoders and players connect to (behind load balancers they
+	// differ from the listen ports). Defaults: 1935, 1936, 9000, 8080, 8443.
+	PublicRTMPPort  int `name:"public-rtmp-port" help:"Public RTMP port in generated URLs." default:"1935"`
+	PublicRTMPSPort int `name:"public-rtmps-port" help:"Public RTMPS port in generated URLs." default:"1936"`
+	PublicSRTPort   int `name:"public-srt-port" help:"Public SRT port in generated URLs." default:"9000"`
+	PublicHTTPPort  int `name:"public-http-port" help:"Public HTTP port in generated URLs." default:"8080"`
+	PublicHTTPSPort int `name:"public-https-port" help:"Public HTTPS port in generated URLs." default:"8443"`
+}
+
+// deployment builds the slots.Deployment; region is this node's region.
+func (f DeploymentFlags) deployment(region string) (slots.Deployment, error) {
+	d := slots.Deployment{
+		RTMPPort: f.PublicRTMPPort, RTMPSPort: f.PublicRTMPSPort, SRTPort: f.PublicSRTPort,
+		HTTPPort: f.PublicHTTPPort, HTTPSPort: f.PublicHTTPSPort,
+	}
+	if !validHostname(f.PublicHost) {
+		return d, fmt.Errorf("--public-host: invalid host name %q", f.PublicHost)
+	}
+	if len(f.IngestRegions) == 0 {
+		d.Regions = []slots.Region{{ID: region, PublicHost: f.PublicHost}}
+	}
+	for _, spec := range f.IngestRegions {
+		id, hosts, ok := strings.Cut(spec, "=")
+		primary, backup, _ := strings.Cut(hosts, "/")
+		if !ok || checkRegion("--ingest-regions", id) != nil || !validHostname(primary) || (backup != "" && !validHostname(backup)) {
+			return d, fmt.Errorf("--ingest-regions: %q is not ID=HOST[/BACKUP_HOST]", spec)
+		}
+		d.Regions = append(d.Regions, slots.Region{ID: id, PublicHost: primary, BackupHost: backup})
+	}
+	if _, ok := d.Region(region); !ok {
+		return d, fmt.Errorf("--ingest-regions: this node's region %q is not listed", region)
+	}
+	for name, p := range map[string]int{"--public-rtmp-port": f.PublicRTMPPort, "--public-rtmps-port": f.PublicRTMPSPort,
+		"--public-srt-port": f.PublicSRTPort, "--public-http-port": f.PublicHTTPPort, "--public-https-port": f.PublicHTTPSPort} {
+		if p < 1 || p > 65535 {
+			return d, fmt.Errorf("%s: %d is not a port", name, p)
+		}
+	}
+	return d, d.Validate()
+}
+
 // RoleFlags are common to edge, origin and functions.
 type RoleFlags struct {
 	// HTTP serves health, readiness, metrics and the role's HTTP service. Default: :8080.
@@ -64,8 +119,9 @@ type RoleFlags struct {
 	// NodeID names this node in leases and live status. Default: the host name.
 	NodeID string `help:"Id of this node in leases and live status; default the host name."`
 
-	S3    S3Flags    `embed:""`
-	Redis RedisFlags `embed:""`
+	S3         S3Flags         `embed:""`
+	Redis      RedisFlags      `embed:""`
+	Deployment DeploymentFlags `embed:""`
 }
 
 // Validate checks every field and names the first bad one.
@@ -86,6 +142,9 @@ func (r *RoleFlags) Validate() error {
 	if !validHostname(r.NodeID) {
 		return fmt.Errorf("--node-id: invalid id %q (letters, digits, '-', '.')", r.NodeID)
 	}
+	if _, err := r.Deployment.deployment(r.Region); err != nil {
+		return err
+	}
 	if err := r.S3.config().Validate(); err != nil {
 		return err
 	}
@@ -96,7 +155,10 @@ func (r *RoleFlags) Validate() error {
 // endpoints until ctx ends. Start-up fails with a clear error when either
 // dependency is missing or unsuitable, so a broken deployment never reports
 // ready.
-func runRole(ctx context.Context, e env, role string, r *RoleFlags) error {
+//
+// service, when not nil, adds the role's own HTTP service beside the ops
+// endpoints.
+func runRole(ctx context.Context, e env, role string, r *RoleFlags, service func(store.Store, coord.Registry, *slog.Logger) (http.Handler, error)) error {
 	logger := e.logger.With("role", role, "region", r.Region, "node", r.NodeID)
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -116,6 +178,13 @@ func runRole(ctx context.Context, e env, role string, r *RoleFlags) error {
 	o := newOps(role, logger, check{"store", storeReachable(st)}, check{"redis", co.Ping})
 	mux := http.NewServeMux()
 	o.register(mux)
+	if service != nil {
+		h, err := service(st, co, logger)
+		if err != nil {
+			return err
+		}
+		mux.Handle("/", h)
+	}
 	l, err := listen("http", r.HTTP, newHTTPServer(mux, logger))
 	if err != nil {
 		return err
@@ -130,16 +199,39 @@ type EdgeCmd struct {
 }
 
 // Run starts the edge.
-func (c *EdgeCmd) Run(ctx context.Context, e env) error { return runRole(ctx, e, "edge", &c.RoleFlags) }
+func (c *EdgeCmd) Run(ctx context.Context, e env) error {
+	return runRole(ctx, e, "edge", &c.RoleFlags, nil)
+}
 
-// OriginCmd runs the origin.
+// OriginCmd runs the origin: the slots API (and, as they land, playback and
+// the configuration UI).
 type OriginCmd struct {
 	RoleFlags `embed:""`
+	// AdminToken is the API's bearer token; prefer LIVEINGEST_ADMIN_TOKEN.
+	// Default: none (required, at least 16 characters).
+	AdminToken secret.String `help:"Admin API bearer token (prefer LIVEINGEST_ADMIN_TOKEN)." hidden:""`
+}
+
+// Validate checks the origin's own fields after the common ones.
+func (c *OriginCmd) Validate() error {
+	if err := c.RoleFlags.Validate(); err != nil {
+		return err
+	}
+	if len(c.AdminToken.Reveal()) < 16 {
+		return errors.New("--admin-token: required, at least 16 characters (set LIVEINGEST_ADMIN_TOKEN)")
+	}
+	return nil
 }
 
 // Run starts the origin.
 func (c *OriginCmd) Run(ctx context.Context, e env) error {
-	return runRole(ctx, e, "origin", &c.RoleFlags)
+	d, err := c.Deployment.deployment(c.Region)
+	if err != nil {
+		return err
+	}
+	return runRole(ctx, e, "origin", &c.RoleFlags, func(st store.Store, reg coord.Registry, logger *slog.Logger) (http.Handler, error) {
+		return originHandler(st, reg, d, c.AdminToken, logger)
+	})
 }
 
 // FunctionsCmd runs the function worker.
@@ -149,5 +241,5 @@ type FunctionsCmd struct {
 
 // Run starts the worker.
 func (c *FunctionsCmd) Run(ctx context.Context, e env) error {
-	return runRole(ctx, e, "functions", &c.RoleFlags)
+	return runRole(ctx, e, "functions", &c.RoleFlags, nil)
 }

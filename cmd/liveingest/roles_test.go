@@ -16,6 +16,7 @@ func roleArgs(t *testing.T, role string) []string {
 	m := testenv.MinIO(t)
 	r := testenv.Redis(t)
 	t.Setenv("LIVEINGEST_S3_SECRET_KEY", m.SecretKey)
+	t.Setenv("LIVEINGEST_ADMIN_TOKEN", "roles-test-admin-token")
 	return []string{role, "--http", "127.0.0.1:0", "--region", "eu", "--node-id", "node-1",
 		"--s3-endpoint", m.Endpoint, "--s3-region", m.Region, "--s3-bucket", m.NewBucket(t),
 		"--s3-path-style", "--s3-access-key", m.AccessKey, "--redis-addr", r.Addr}
@@ -38,6 +39,18 @@ func TestRolesServe(t *testing.T) {
 			}
 			if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, `role="`+role+`"`) {
 				t.Fatalf("/metrics = %d, no role label", code)
+			}
+			if role == "origin" {
+				// The slots API on S3 and Redis, through the CLI.
+				out := mustCLI(t, base, "-o", "json", "create", "--name", "origin-cam", "--region", "eu")
+				created := decodeSlot(t, out)
+				got := decodeSlot(t, mustCLI(t, base, "-o", "json", "get", str(created["id"])))
+				if got["name"] != "origin-cam" || got["status"] != "published" {
+					t.Fatalf("origin get = %v", got)
+				}
+				if !strings.Contains(str(got["playback_urls"].(map[string]any)["hls"]), "/live/"+str(created["id"])+"/index.m3u8") {
+					t.Fatalf("playback urls = %v", got["playback_urls"])
+				}
 			}
 			if strings.Contains(logs.String(), testenv.MinIO(t).SecretKey) {
 				t.Fatal("the S3 secret key reached the log")
