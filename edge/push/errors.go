@@ -1,0 +1,174 @@
+package push
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Sentinel reasons. Every rejection wraps one of them; the text after the
+// reason (the detail) is safe to show to the client and to log: it never
+// holds a password, a hash or an Authorization header.
+var (
+	// ErrHTTPSRequired is returned when a request arrives over plain HTTP.
+	ErrHTTPSRequired = errors.New("https required")
+	// ErrBadPath is returned when the URL path is not /push/<slot id>/<rel>
+	// with rel valid under keys.ParseRelPath (traversal, encoded separators…).
+	ErrBadPath = errors.New("bad path")
+	// ErrUnauthorized is returned when credentials are missing or wrong.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrTooManyFailures is returned when the source IP used up its budget
+	// of failed logins (R-EDGE-3).
+	ErrTooManyFailures = errors.New("too many failed logins")
+	// ErrUnknownSlot is returned when no slot has the id in the path.
+	ErrUnknownSlot = errors.New("unknown slot")
+	// ErrNotLivePush is returned when the slot exists but is not live-push.
+	ErrNotLivePush = errors.New("not a live-push slot")
+	// ErrIPNotAllowed is returned when the source IP is outside the slot's
+	// publish_ip_allow list (R-SLOT-6).
+	ErrIPNotAllowed = errors.New("publisher ip not allowed")
+	// ErrSlotBusy is returned when another publisher holds the slot's lease
+	// for this role (R-EDGE-1, R-EDGE-2).
+	ErrSlotBusy = errors.New("slot busy")
+	// ErrTooLarge is returned when a body exceeds Config.MaxObjectBytes or
+	// a PROPFIND body exceeds its cap.
+	ErrTooLarge = errors.New("body too large")
+	// ErrMethod is returned for a method this server does not implement, or
+	// one not allowed on the target (PUT on a collection, MKCOL on an
+	// existing resource: RFC 4918 §9.3.1).
+	ErrMethod = errors.New("method not allowed")
+	// ErrNotFound is returned when the target resource does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrForbidden is returned for operations refused on purpose (deleting
+	// the slot root, PROPFIND Depth: infinity).
+	ErrForbidden = errors.New("forbidden")
+	// ErrUnsupported is returned for a MKCOL with a body (RFC 4918 §9.3).
+	ErrUnsupported = errors.New("unsupported media type")
+	// ErrUnavailable is returned when the store or coordination cannot be
+	// reached, or the server is shutting down; retriable.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrAborted is returned when the client stopped sending a body.
+	ErrAborted = errors.New("upload aborted")
+)
+
+// allowed is the Allow header value (RFC 9110 §10.2.1) of every resource.
+const allowed = "OPTIONS, PROPFIND, MKCOL, PUT, DELETE"
+
+// rejection is one refused request: the status, the reason, and what to tell
+// the client.
+type rejection struct {
+	status     int
+	reason     error // one of the sentinels above
+	detail     string
+	retryAfter time.Duration // > 0: Retry-After in whole seconds, rounded up
+	level      slog.Level
+	body       string // when set, sent instead of the text body (XML)
+	cause      error  // logged, never sent: may name internal keys
+}
+
+func (r *rejection) Error() string { return r.reason.Error() + ": " + r.detail }
+func (r *rejection) Unwrap() error { return r.reason }
+
+func reject(status int, reason error, format string, args ...any) *rejection {
+	lvl := slog.LevelInfo
+	if status >= 500 {
+		lvl = slog.LevelWarn
+	}
+	return &rejection{status: status, reason: reason, detail: fmt.Sprintf(format, args...), level: lvl}
+}
+
+// reasonLabel is the metric label of a reason: short, fixed vocabulary.
+func reasonLabel(err error) string {
+	for _, r := range []struct {
+		err   error
+		label string
+	}{
+		{ErrHTTPSRequired, "https_required"}, {ErrBadPath, "bad_path"}, {ErrUnauthorized, "unauthorized"},
+		{ErrTooManyFailures, "rate_limited"}, {ErrUnknownSlot, "unknown_slot"}, {ErrNotLivePush, "not_live_push"},
+		{ErrIPNotAllowed, "ip_not_allowed"}, {ErrSlotBusy, "slot_busy"}, {ErrTooLarge, "too_large"},
+		{ErrMethod, "method"}, {ErrNotFound, "not_found"}, {ErrForbidden, "forbidden"},
+		{ErrUnsupported, "unsupported"}, {ErrUnavailable, "unavailable"}, {ErrAborted, "aborted"},
+	} {
+		if errors.Is(err, r.err) {
+			return r.label
+		}
+	}
+	return "other"
+}
+
+// write sends the rejection: text/plain reason (R-EDGE-4), Retry-After when
+// set, Allow on 405, the Basic challenge on 401 (RFC 7617 §2, with the
+// charset parameter of §2.1).
+func (s *Server) writeRejection(w http.ResponseWriter, r *http.Request, rej *rejection, attrs ...any) {
+	h := w.Header()
+	switch rej.status {
+	case http.StatusUnauthorized:
+		h.Set("WWW-Authenticate", `Basic realm="liveingest push", charset="UTF-8"`)
+	case http.StatusMethodNotAllowed:
+		h.Set("Allow", allowed)
+	}
+	if rej.retryAfter > 0 {
+		secs := int64((rej.retryAfter + time.Second - 1) / time.Second)
+		h.Set("Retry-After", strconv.FormatInt(secs, 10))
+	}
+	if rej.body != "" {
+		h.Set("Content-Type", "application/xml; charset=utf-8")
+		w.WriteHeader(rej.status)
+		_, _ = w.Write([]byte(rej.body))
+	} else {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(rej.status)
+		_, _ = fmt.Fprintf(w, "%s: %s\n", rej.reason, rej.detail)
+	}
+	s.m.rejected(reasonLabel(rej.reason))
+	args := append([]any{"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,
+		"status", rej.status, "reason", rej.reason.Error(), "detail", rej.detail}, attrs...)
+	if rej.cause != nil {
+		args = append(args, "err", rej.cause)
+	}
+	s.log.Log(r.Context(), rej.level, "push request rejected", args...)
+}
+
+// metrics are optional Prometheus counters; a nil *metrics counts nothing.
+type metrics struct {
+	rejections *prometheus.CounterVec
+	objects    *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	m := &metrics{
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liveingest_push_rejections_total", Help: "Live Push requests rejected, by reason.",
+		}, []string{"reason"}),
+		objects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liveingest_push_objects_total", Help: "Live Push objects stored, by class.",
+		}, []string{"class"}),
+	}
+	for _, c := range []prometheus.Collector{m.rejections, m.objects} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("push: Deps.Metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) rejected(reason string) {
+	if m != nil {
+		m.rejections.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *metrics) stored(class string) {
+	if m != nil {
+		m.objects.WithLabelValues(class).Inc()
+	}
+}
