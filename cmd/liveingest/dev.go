@@ -17,9 +17,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveingest/liveingest/edge/push"
 	"github.com/liveingest/liveingest/edge/tlsauto"
-	"github.com/liveingest/liveingest/origin/api"
-	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/coord/memory"
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/secret"
@@ -119,37 +120,55 @@ func (c *DevCmd) Run(ctx context.Context, e env) error {
 		HTTPSPort: httpsL.port(),
 	}
 	co := memory.New(nil)
-	handler, err := originHandler(st, co, deployment, token, logger)
+	o := newOps("dev", logger, check{"store", storeReachable(st)})
+	svc, err := devService(st, co, deployment, token, o.registry, logger)
 	if err != nil {
 		httpL.ln.Close()
 		httpsL.ln.Close()
 		return err
 	}
-	o := newOps("dev", logger, check{"store", storeReachable(st)})
 	mux := http.NewServeMux()
 	o.register(mux)
-	mux.Handle("/", handler)
+	mux.Handle("/", svc.handler)
 	httpL.srv = newHTTPServer(mux, logger)
 	httpsL.srv = newHTTPServer(mux, logger)
 	httpsL.srv.TLSConfig = cert.TLSConfig()
 
 	printDevSummary(e.stdout, c, deployment, token, generated, cert)
 	logger.Info("started", "http", httpL.ln.Addr().String(), "https", httpsL.ln.Addr().String(), "data", c.Data)
-	return serve(ctx, o, logger, httpL, httpsL)
+	return serveWith(ctx, o, logger, svc, httpL, httpsL)
 }
 
-// originHandler is what the origin serves besides the ops endpoints: the
-// slots API (and, as they land, playback and the configuration UI).
-func originHandler(st store.Store, reg coord.Registry, d slots.Deployment, token secret.String, logger *slog.Logger) (http.Handler, error) {
-	repo, err := slots.New(st, slots.Options{Deployment: d, Logger: logger.With("component", "slots")})
+// devExpireInterval is how often dev sweeps expired segments: one second, so
+// short file_expiry settings behave as configured.
+const devExpireInterval = time.Second
+
+// devService is every tier in one: the origin (API, playback), the edge's
+// Live Push ingest, and the expiry sweeper.
+func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secret.String, reg prometheus.Registerer, logger *slog.Logger) (roleService, error) {
+	repo, err := newRepo(st, d, logger)
 	if err != nil {
-		return nil, err
+		return roleService{}, err
 	}
-	a, err := api.New(api.Config{AdminToken: token}, api.Deps{Slots: repo, Registry: reg, Logger: logger.With("component", "api")})
+	mux, err := originMux(repo, st, co, token, logger)
 	if err != nil {
-		return nil, err
+		return roleService{}, err
 	}
-	return a.Handler(), nil
+	authFails, err := co.NewLimiter(push.DefaultAuthFailRate)
+	if err != nil {
+		return roleService{}, err
+	}
+	// dev is one PoP: it takes the primary role (backup URLs name the same host).
+	ps, err := newPush(repo, st, co, authFails, "dev", keys.Primary, logger, reg)
+	if err != nil {
+		return roleService{}, err
+	}
+	mux.Handle(push.PathPrefix, ps.Handler())
+	sw, err := newSweeper(repo, st, devExpireInterval, reg, logger)
+	if err != nil {
+		return roleService{}, err
+	}
+	return roleService{handler: mux, background: []func(context.Context){sw.Run}, close: ps.Close}, nil
 }
 
 // certHosts are the names the dev certificate covers: the public host and

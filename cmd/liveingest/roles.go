@@ -2,15 +2,21 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/liveingest/liveingest/origin/coord"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveingest/liveingest/edge/push"
+	"github.com/liveingest/liveingest/origin/keys"
+	"github.com/liveingest/liveingest/origin/lifecycle"
 	"github.com/liveingest/liveingest/origin/slots"
 	"github.com/liveingest/liveingest/origin/store"
 
@@ -116,6 +122,12 @@ type RoleFlags struct {
 	HTTP string `name:"http" help:"HTTP address (/healthz, /readyz, /metrics and the role's service)." default:":8080"`
 	// Region is this node's region id. Default: local.
 	Region string `help:"Region id of this node." default:"local"`
+	// HTTPS serves the role's service over TLS with --tls-cert/--tls-key;
+	// empty turns it off. Default: "".
+	HTTPS string `name:"https" help:"HTTPS address for the role's service (needs --tls-cert and --tls-key); empty: off."`
+	// TLSCert and TLSKey are PEM files of the HTTPS certificate and key. Default: "".
+	TLSCert string `name:"tls-cert" help:"PEM certificate (chain) for --https." type:"path"`
+	TLSKey  string `name:"tls-key" help:"PEM private key for --https." type:"path"`
 	// NodeID names this node in leases and live status. Default: the host name.
 	NodeID string `help:"Id of this node in leases and live status; default the host name."`
 
@@ -131,6 +143,14 @@ func (r *RoleFlags) Validate() error {
 	}
 	if err := checkRegion("--region", r.Region); err != nil {
 		return err
+	}
+	if r.HTTPS != "" {
+		if err := checkAddr("--https", r.HTTPS); err != nil {
+			return err
+		}
+		if r.TLSCert == "" || r.TLSKey == "" {
+			return errors.New("--https: needs --tls-cert and --tls-key")
+		}
 	}
 	if r.NodeID == "" {
 		h, err := os.Hostname()
@@ -151,14 +171,27 @@ func (r *RoleFlags) Validate() error {
 	return r.Redis.config().Validate()
 }
 
+// roleDeps are what a deployed role's service is built from.
+type roleDeps struct {
+	store   store.Store
+	coord   *coordredis.Coord
+	node    string
+	metrics prometheus.Registerer
+	logger  *slog.Logger
+}
+
+// roleService is a role's own work beside the ops endpoints.
+type roleService struct {
+	handler    http.Handler                    // mounted at "/" on the role's servers; nil: ops only
+	background []func(ctx context.Context)     // run until the role stops (sweepers)
+	close      func(ctx context.Context) error // after the servers stopped; may be nil
+}
+
 // runRole connects a deployed role to S3 and Redis and serves its ops
-// endpoints until ctx ends. Start-up fails with a clear error when either
-// dependency is missing or unsuitable, so a broken deployment never reports
-// ready.
-//
-// service, when not nil, adds the role's own HTTP service beside the ops
-// endpoints.
-func runRole(ctx context.Context, e env, role string, r *RoleFlags, service func(store.Store, coord.Registry, *slog.Logger) (http.Handler, error)) error {
+// endpoints and its service until ctx ends. Start-up fails with a clear
+// error when either dependency is missing or unsuitable, so a broken
+// deployment never reports ready.
+func runRole(ctx context.Context, e env, role string, r *RoleFlags, build func(roleDeps) (roleService, error)) error {
 	logger := e.logger.With("role", role, "region", r.Region, "node", r.NodeID)
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -174,33 +207,96 @@ func runRole(ctx context.Context, e env, role string, r *RoleFlags, service func
 	if err := co.Ping(sctx); err != nil {
 		return fmt.Errorf("coordination: %w", err)
 	}
-
 	o := newOps(role, logger, check{"store", storeReachable(st)}, check{"redis", co.Ping})
+	svc, err := build(roleDeps{store: st, coord: co, node: r.NodeID, metrics: o.registry, logger: logger})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	o.register(mux)
-	if service != nil {
-		h, err := service(st, co, logger)
-		if err != nil {
-			return err
-		}
-		mux.Handle("/", h)
+	if svc.handler != nil {
+		mux.Handle("/", svc.handler)
 	}
+	ls := []*listener{}
 	l, err := listen("http", r.HTTP, newHTTPServer(mux, logger))
 	if err != nil {
 		return err
 	}
-	logger.Info("started", "http", l.ln.Addr().String(), "bucket", r.S3.Bucket, "redis", r.Redis.Addr)
-	return serve(ctx, o, logger, l)
+	ls = append(ls, l)
+	if r.HTTPS != "" {
+		cert, err := tls.LoadX509KeyPair(r.TLSCert, r.TLSKey)
+		if err != nil {
+			l.ln.Close()
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tl, err := listen("https", r.HTTPS, newHTTPServer(mux, logger))
+		if err != nil {
+			l.ln.Close()
+			return err
+		}
+		tl.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		ls = append(ls, tl)
+	}
+	attrs := []any{"http", l.ln.Addr().String(), "bucket", r.S3.Bucket, "redis", r.Redis.Addr}
+	if len(ls) > 1 {
+		attrs = append(attrs, "https", ls[1].ln.Addr().String())
+	}
+	logger.Info("started", attrs...)
+	return serveWith(ctx, o, logger, svc, ls...)
+}
+
+// serveWith runs svc's background work beside the servers and stops it,
+// then closes svc, after the servers shut down.
+func serveWith(ctx context.Context, o *ops, logger *slog.Logger, svc roleService, ls ...*listener) error {
+	bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, run := range svc.background {
+		wg.Go(func() { run(bctx) })
+	}
+	err := serve(ctx, o, logger, ls...)
+	stop()
+	wg.Wait()
+	if svc.close != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if cerr := svc.close(cctx); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
 }
 
 // EdgeCmd runs an ingest edge.
 type EdgeCmd struct {
 	RoleFlags `embed:""`
+	// IngestRole is the role publishers to this edge write as: the edges of
+	// a region's backup PoP run with backup (R-SLOT-3). Default: primary.
+	IngestRole string `help:"Ingest role of this edge: primary, or backup for a backup PoP." default:"primary" enum:"primary,backup"`
 }
 
 // Run starts the edge.
 func (c *EdgeCmd) Run(ctx context.Context, e env) error {
-	return runRole(ctx, e, "edge", &c.RoleFlags, nil)
+	d, err := c.Deployment.deployment(c.Region)
+	if err != nil {
+		return err
+	}
+	return runRole(ctx, e, "edge", &c.RoleFlags, func(rd roleDeps) (roleService, error) {
+		repo, err := newRepo(rd.store, d, rd.logger)
+		if err != nil {
+			return roleService{}, err
+		}
+		authFails, err := rd.coord.NewLimiter(push.DefaultAuthFailRate)
+		if err != nil {
+			return roleService{}, err
+		}
+		ps, err := newPush(repo, rd.store, rd.coord, authFails, rd.node, keys.Role(c.IngestRole), rd.logger, rd.metrics)
+		if err != nil {
+			return roleService{}, err
+		}
+		mux := http.NewServeMux()
+		mux.Handle(push.PathPrefix, ps.Handler())
+		return roleService{handler: mux, close: ps.Close}, nil
+	})
 }
 
 // OriginCmd runs the origin: the slots API (and, as they land, playback and
@@ -229,17 +325,63 @@ func (c *OriginCmd) Run(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	return runRole(ctx, e, "origin", &c.RoleFlags, func(st store.Store, reg coord.Registry, logger *slog.Logger) (http.Handler, error) {
-		return originHandler(st, reg, d, c.AdminToken, logger)
+	return runRole(ctx, e, "origin", &c.RoleFlags, func(rd roleDeps) (roleService, error) {
+		repo, err := newRepo(rd.store, d, rd.logger)
+		if err != nil {
+			return roleService{}, err
+		}
+		mux, err := originMux(repo, rd.store, rd.coord, c.AdminToken, rd.logger)
+		return roleService{handler: mux}, err
 	})
 }
 
-// FunctionsCmd runs the function worker.
+// FunctionsCmd runs the function worker: today the expiry sweeper, and the
+// bucket lifecycle backstop it installs at start-up.
 type FunctionsCmd struct {
 	RoleFlags `embed:""`
+	// ExpireInterval is how often expired segments are swept; each pass lists
+	// every slot's media, so a large deployment may want it longer. Default: 2s.
+	ExpireInterval time.Duration `help:"How often expired segments are deleted." default:"2s"`
+}
+
+// Validate checks the worker's own fields after the common ones.
+func (c *FunctionsCmd) Validate() error {
+	if err := c.RoleFlags.Validate(); err != nil {
+		return err
+	}
+	if c.ExpireInterval < 100*time.Millisecond || c.ExpireInterval > time.Hour {
+		return fmt.Errorf("--expire-interval: %s is outside 100ms..1h", c.ExpireInterval)
+	}
+	return nil
 }
 
 // Run starts the worker.
 func (c *FunctionsCmd) Run(ctx context.Context, e env) error {
-	return runRole(ctx, e, "functions", &c.RoleFlags, nil)
+	d, err := c.Deployment.deployment(c.Region)
+	if err != nil {
+		return err
+	}
+	return runRole(ctx, e, "functions", &c.RoleFlags, func(rd roleDeps) (roleService, error) {
+		// The day-granular backstop (R-EXPIRE-1): segments the sweeper
+		// missed (a worker down for days) still go; manifests never match.
+		st := rd.store.(*s3.Store)
+		var rules []s3.LifecycleRule
+		for _, r := range lifecycle.S3Rules(slots.MaxFileExpiry * time.Second) {
+			rules = append(rules, s3.LifecycleRule(r))
+		}
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := st.InstallLifecycle(lctx, rules); err != nil {
+			return roleService{}, fmt.Errorf("storage: install lifecycle rules: %w", err)
+		}
+		repo, err := newRepo(rd.store, d, rd.logger)
+		if err != nil {
+			return roleService{}, err
+		}
+		sw, err := newSweeper(repo, rd.store, c.ExpireInterval, rd.metrics, rd.logger)
+		if err != nil {
+			return roleService{}, err
+		}
+		return roleService{background: []func(context.Context){sw.Run}}, nil
+	})
 }

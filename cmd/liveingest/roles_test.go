@@ -10,15 +10,25 @@ import (
 	"github.com/liveingest/liveingest/internal/testenv"
 )
 
-// roleArgs are the flags a deployed role needs for the harness's servers.
+// roleTestToken is the admin token of the deployed roles under test.
+const roleTestToken = "roles-test-admin-token"
+
+// roleArgs are the flags a deployed role needs for the harness's servers,
+// on a fresh bucket.
 func roleArgs(t *testing.T, role string) []string {
+	t.Helper()
+	return roleArgsOn(t, role, testenv.MinIO(t).NewBucket(t))
+}
+
+// roleArgsOn is roleArgs on a given bucket, for roles that share one.
+func roleArgsOn(t *testing.T, role, bucket string) []string {
 	t.Helper()
 	m := testenv.MinIO(t)
 	r := testenv.Redis(t)
 	t.Setenv("LIVEINGEST_S3_SECRET_KEY", m.SecretKey)
-	t.Setenv("LIVEINGEST_ADMIN_TOKEN", "roles-test-admin-token")
+	t.Setenv("LIVEINGEST_ADMIN_TOKEN", roleTestToken)
 	return []string{role, "--http", "127.0.0.1:0", "--region", "eu", "--node-id", "node-1",
-		"--s3-endpoint", m.Endpoint, "--s3-region", m.Region, "--s3-bucket", m.NewBucket(t),
+		"--s3-endpoint", m.Endpoint, "--s3-region", m.Region, "--s3-bucket", bucket,
 		"--s3-path-style", "--s3-access-key", m.AccessKey, "--redis-addr", r.Addr}
 }
 
@@ -71,12 +81,21 @@ func TestRolesServe(t *testing.T) {
 // waitLoggedHTTP waits for the "started" log line and returns the base URL.
 func waitLoggedHTTP(t *testing.T, logs *syncBuffer, done <-chan error) string {
 	t.Helper()
+	return "http://" + waitLogged(t, logs, done, "http")
+}
+
+// waitLogged waits for the "started" log line and returns its attribute key.
+func waitLogged(t *testing.T, logs *syncBuffer, done <-chan error, key string) string {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		s := logs.String()
-		if i := strings.Index(s, `"http":"`); i >= 0 && strings.Contains(s, `"msg":"started"`) {
-			addr := s[i+len(`"http":"`):]
-			return "http://" + addr[:strings.IndexByte(addr, '"')]
+		if j := strings.Index(s, `"msg":"started"`); j >= 0 {
+			line := s[j:]
+			if i := strings.Index(line, `"`+key+`":"`); i >= 0 {
+				v := line[i+len(key)+4:]
+				return v[:strings.IndexByte(v, '"')]
+			}
 		}
 		select {
 		case err := <-done:

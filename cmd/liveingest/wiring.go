@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveingest/liveingest/edge/push"
+	"github.com/liveingest/liveingest/functions/expire"
+	"github.com/liveingest/liveingest/origin/api"
+	"github.com/liveingest/liveingest/origin/coord"
+	"github.com/liveingest/liveingest/origin/keys"
+	"github.com/liveingest/liveingest/origin/playback"
+	"github.com/liveingest/liveingest/origin/secret"
+	"github.com/liveingest/liveingest/origin/slots"
+	"github.com/liveingest/liveingest/origin/store"
+)
+
+// The builders below are shared by dev (all tiers in one process) and the
+// deployed roles (one tier each), so that both run the same wiring.
+
+// newRepo opens the slot repository on st.
+func newRepo(st store.Store, d slots.Deployment, logger *slog.Logger) (*slots.Repo, error) {
+	repo, err := slots.New(st, slots.Options{Deployment: d, Logger: logger.With("component", "slots")})
+	if err != nil {
+		return nil, fmt.Errorf("slots: %w", err)
+	}
+	return repo, nil
+}
+
+// originMux is the origin's service: the slots API under /api/v1/ and
+// playback under /live/.
+func originMux(repo *slots.Repo, st store.Store, reg coord.Registry, token secret.String, logger *slog.Logger) (*http.ServeMux, error) {
+	a, err := api.New(api.Config{AdminToken: token}, api.Deps{Slots: repo, Registry: reg, Logger: logger.With("component", "api")})
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	p, err := playback.New(playback.Config{}, playback.Deps{Slots: repo, Store: st, Logger: logger.With("component", "playback")})
+	if err != nil {
+		return nil, fmt.Errorf("playback: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(api.Prefix+"/", a.Handler())
+	mux.Handle(playback.PathPrefix, p.Handler())
+	return mux, nil
+}
+
+// newPush is the edge's Live Push ingest. authFails is the per-IP limiter of
+// failed logins, built by the caller on its coordination backend with
+// push.DefaultAuthFailRate.
+func newPush(repo *slots.Repo, st store.Store, locker coord.Locker, authFails coord.Limiter, node string, role keys.Role, logger *slog.Logger, metrics prometheus.Registerer) (*push.Server, error) {
+	s, err := push.New(push.Config{EdgeID: node, Role: role}, push.Deps{
+		Slots: repo, Store: st, Locker: locker, AuthLimiter: authFails, Logger: logger.With("proto", "push"), Metrics: metrics,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("push: %w", err)
+	}
+	return s, nil
+}
+
+// newSweeper is the expiry function (R-FN-2) run on an interval.
+func newSweeper(repo *slots.Repo, st store.Store, interval time.Duration, reg prometheus.Registerer, logger *slog.Logger) (*expire.Sweeper, error) {
+	s, err := expire.New(expire.Config{Interval: interval}, expire.Deps{
+		Slots: repo, Store: st, Logger: logger.With("function", "expire"), Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire: %w", err)
+	}
+	return s, nil
+}
