@@ -51,3 +51,4 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRelPath$$' -fuzztime $(FUZZTIME) ./origin/keys
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateName$$' -fuzztime $(FUZZTIME) ./origin/slots
+	$(GO) test -run '^$$' -fuzz '^FuzzPushPath$$' -fuzztime $(FUZZTIME) ./edge/push
