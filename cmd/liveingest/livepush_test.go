@@ -135,10 +135,42 @@ func waitStatus(t *testing.T, url string, want int, timeout time.Duration) {
 	t.Fatalf("%s answered %d, not %d, within %s", url, last, want, timeout)
 }
 
+// probeLive probes url while enc runs, in short attempts: a live DASH
+// reader starts at the segment the wall clock says is newest, which an
+// encoder running late on a loaded machine may not have uploaded yet; a later
+// attempt finds it. It fails when no attempt decoded before the encoder ended.
+func probeLive(t *testing.T, url string, enc *encoder) map[string]int {
+	t.Helper()
+	var last error
+	for {
+		got, err := tryProbe(url, false, 10*time.Second)
+		if err == nil {
+			return got
+		}
+		last = err
+		select {
+		case err := <-enc.done:
+			enc.done <- err
+			_, manifest := get(t, url)
+			t.Fatalf("no ffprobe of %s decoded while the encoder ran: %v\nthe manifest now:\n%s", url, last, manifest)
+		default:
+		}
+	}
+}
+
 // probe runs ffprobe on url and returns the streams it found with their
 // decoded frame counts (when count is set).
 func probe(t *testing.T, url string, count bool, timeout time.Duration) map[string]int {
 	t.Helper()
+	got, err := tryProbe(url, count, timeout)
+	if err != nil {
+		_, manifest := get(t, url)
+		t.Fatalf("%v\nthe manifest now:\n%s", err, manifest)
+	}
+	return got
+}
+
+func tryProbe(url string, count bool, timeout time.Duration) (map[string]int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	args := []string{"-v", "error", "-show_entries", "stream=codec_type,codec_name,nb_read_frames", "-of", "json"}
@@ -147,8 +179,7 @@ func probe(t *testing.T, url string, count bool, timeout time.Duration) map[stri
 	}
 	out, err := exec.CommandContext(ctx, "ffprobe", append(args, url)...).CombinedOutput()
 	if err != nil {
-		_, manifest := get(t, url)
-		t.Fatalf("ffprobe %s: %v\n%s\nthe manifest now:\n%s", url, err, out, manifest)
+		return nil, fmt.Errorf("ffprobe %s: %v\n%s", url, err, out)
 	}
 	var res struct {
 		Streams []struct {
@@ -158,14 +189,14 @@ func probe(t *testing.T, url string, count bool, timeout time.Duration) map[stri
 		} `json:"streams"`
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("ffprobe output: %v\n%s", err, out)
+		return nil, fmt.Errorf("ffprobe output: %v\n%s", err, out)
 	}
 	got := map[string]int{}
 	for _, s := range res.Streams {
 		n, _ := strconv.Atoi(s.Frames)
 		got[s.Type+"/"+s.Name] = n
 	}
-	return got
+	return got, nil
 }
 
 // checkDecodes asserts H.264 video and AAC audio, and with frames > 0 at
@@ -204,7 +235,7 @@ func runPushVariants(t *testing.T, apiBase, token, pushBase, playBase string, se
 			enc := startEncoder(t, seconds, v.muxer, target)
 			play := fmt.Sprintf("%s/live/%s/%s", playBase, id, v.manifest)
 			waitStatus(t, play, http.StatusOK, 30*time.Second)
-			checkDecodes(t, probe(t, play, false, 30*time.Second), 0) // while it runs
+			checkDecodes(t, probeLive(t, play, enc), 0) // while it runs
 			enc.wait(t, time.Duration(seconds)*time.Second+60*time.Second)
 			if w := enc.out.String(); w != "" {
 				t.Logf("encoder said:\n%s", w)
