@@ -1,0 +1,201 @@
+package segment
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+
+	"github.com/liveingest/liveingest/edge/media"
+)
+
+// CMAF (ISO 23000-19) with one track per file: every rendition has its own
+// init file and its own segments, so the same files serve an HLS media
+// playlist each (RFC 8216 4.3.2.5 EXT-X-MAP) and a DASH AdaptationSet each
+// (ISO 23009-1 5.3.9.4 SegmentTemplate). The track ID inside every file is 1.
+const (
+	fileTrackID    = 1
+	videoTimeScale = 90000
+)
+
+// trackInfo is what the writer derives from a media.Track at Start.
+type trackInfo struct {
+	rec   trackRec
+	id    int // media.Track.ID
+	codec codecs.Codec
+	video bool
+	h265  bool
+}
+
+// describeTrack validates the codec and derives the codecs string, the
+// timescale and, for video, the resolution from the SPS.
+func describeTrack(t media.Track) (trackInfo, error) {
+	ti := trackInfo{id: t.ID, codec: t.Codec}
+	switch c := t.Codec.(type) {
+	case *codecs.H264:
+		var sps h264.SPS
+		if len(c.SPS) < 4 || len(c.PPS) == 0 {
+			return ti, fmt.Errorf("%w: h264 without SPS/PPS", ErrUnsupportedCodec)
+		}
+		if err := sps.Unmarshal(c.SPS); err != nil {
+			return ti, fmt.Errorf("%w: h264 SPS: %v", ErrUnsupportedCodec, err)
+		}
+		ti.video = true
+		// RFC 6381 3.3: avc1.PPCCLL from profile_idc, the constraint
+		// flags byte and level_idc, which are SPS bytes 1..3.
+		ti.rec = trackRec{Kind: "v", Codec: fmt.Sprintf("avc1.%02x%02x%02x", c.SPS[1], c.SPS[2], c.SPS[3]),
+			TimeScale: videoTimeScale, Width: sps.Width(), Height: sps.Height()}
+	case *codecs.H265:
+		var sps h265.SPS
+		if len(c.VPS) == 0 || len(c.SPS) == 0 || len(c.PPS) == 0 {
+			return ti, fmt.Errorf("%w: h265 without VPS/SPS/PPS", ErrUnsupportedCodec)
+		}
+		if err := sps.Unmarshal(c.SPS); err != nil {
+			return ti, fmt.Errorf("%w: h265 SPS: %v", ErrUnsupportedCodec, err)
+		}
+		ti.video, ti.h265 = true, true
+		ti.rec = trackRec{Kind: "v", Codec: hevcCodecString(&sps.ProfileTierLevel),
+			TimeScale: videoTimeScale, Width: sps.Width(), Height: sps.Height()}
+	case *codecs.MPEG4Audio:
+		cfg := c.Config
+		if cfg.SampleRate <= 0 {
+			return ti, fmt.Errorf("%w: aac with sample rate %d", ErrUnsupportedCodec, cfg.SampleRate)
+		}
+		ch := cfg.ChannelCount
+		if ch == 0 {
+			ch = int(cfg.ChannelConfig)
+		}
+		// RFC 6381 3.3 with the MP4 registration: mp4a.40.<audio object type>.
+		ti.rec = trackRec{Kind: "a", Codec: fmt.Sprintf("mp4a.40.%d", int(cfg.Type)),
+			TimeScale: uint32(cfg.SampleRate), SampleRate: cfg.SampleRate, Channels: ch}
+	case *codecs.Opus:
+		// Opus in ISOBMFF always runs at 48 kHz.
+		ti.rec = trackRec{Kind: "a", Codec: "opus", TimeScale: 48000, SampleRate: 48000, Channels: c.ChannelCount}
+	case nil:
+		return ti, fmt.Errorf("%w: track %d has no codec", ErrUnsupportedCodec, t.ID)
+	default:
+		return ti, fmt.Errorf("%w: %T on track %d", ErrUnsupportedCodec, t.Codec, t.ID)
+	}
+	return ti, nil
+}
+
+// hevcCodecString follows ISO 14496-15 E.3: hvc1.[space]profile.compat.tier
+// level.constraints, with the compatibility flags in reverse bit order and
+// trailing zero constraint bytes left out.
+func hevcCodecString(p *h265.SPS_ProfileTierLevel) string {
+	var b strings.Builder
+	b.WriteString("hvc1.")
+	if p.GeneralProfileSpace > 0 {
+		b.WriteByte('A' + p.GeneralProfileSpace - 1)
+	}
+	fmt.Fprintf(&b, "%d.", p.GeneralProfileIdc)
+	var compat uint32
+	for j := 0; j < 32; j++ {
+		if p.GeneralProfileCompatibilityFlag[j] {
+			compat |= 1 << j // flag j is bit 31-j in the stream; reversed here
+		}
+	}
+	fmt.Fprintf(&b, "%X.", compat)
+	if p.GeneralTierFlag != 0 {
+		b.WriteByte('H')
+	} else {
+		b.WriteByte('L')
+	}
+	fmt.Fprintf(&b, "%d", p.GeneralLevelIdc)
+	var c0 byte
+	for i, f := range []bool{p.GeneralProgressiveSourceFlag, p.GeneralInterlacedSourceFlag,
+		p.GeneralNonPackedConstraintFlag, p.GeneralFrameOnlyConstraintFlag} {
+		if f {
+			c0 |= 0x80 >> i
+		}
+	}
+	if c0 != 0 {
+		fmt.Fprintf(&b, ".%02X", c0)
+	}
+	return b.String()
+}
+
+// initFile is the CMAF header of one track.
+func initFile(ti trackInfo) ([]byte, error) {
+	in := fmp4.Init{Tracks: []*fmp4.InitTrack{{ID: fileTrackID, TimeScale: ti.rec.TimeScale, Codec: ti.codec}}}
+	var buf seekablebuffer.Buffer
+	if err := in.Marshal(&buf); err != nil {
+		return nil, fmt.Errorf("%w: init: %v", ErrUnsupportedCodec, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// pendingAU is an access unit converted to the track's timescale.
+type pendingAU struct {
+	dts, pts uint64 // track timescale, relative to the session origin
+	key      bool
+	data     [][]byte
+	size     int
+}
+
+// toScale converts d ≥ 0 to units of scale per second without overflow for
+// any realistic session length.
+func toScale(d time.Duration, scale uint32) uint64 {
+	s := uint64(scale)
+	return uint64(d/time.Second)*s + uint64(d%time.Second)*s/uint64(time.Second)
+}
+
+// mediaSegment builds the moof+mdat of one track from its samples. next is
+// the DTS following the last sample (the next segment's first), or fallback
+// is used as the last sample's duration when it is unknown.
+func mediaSegment(ti trackInfo, seq uint64, aus []pendingAU, next uint64, haveNext bool) ([]byte, uint64, error) {
+	samples := make([]*fmp4.Sample, 0, len(aus))
+	var dur uint64
+	for i, au := range aus {
+		var d uint64
+		switch {
+		case i+1 < len(aus):
+			d = aus[i+1].dts - au.dts
+		case haveNext && next > au.dts:
+			d = next - au.dts
+		case i > 0:
+			d = au.dts - aus[i-1].dts // repeat the previous sample's duration
+		default:
+			d = uint64(ti.rec.TimeScale) / 25
+			if !ti.video {
+				d = 1024 // one AAC frame; Opus frames are 960 at 48 kHz but close enough for a lone frame
+			}
+		}
+		var s *fmp4.Sample
+		var err error
+		switch {
+		case ti.h265:
+			s = &fmp4.Sample{}
+			err = s.FillH265(int32(au.pts-au.dts), au.data)
+		case ti.video:
+			s = &fmp4.Sample{}
+			err = s.FillH264(int32(au.pts-au.dts), au.data)
+		default:
+			s = &fmp4.Sample{Payload: au.data[0]}
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: %v", ErrBadInput, err)
+		}
+		s.Duration = uint32(d)
+		if ti.video {
+			// The writer only cuts at keyframes, so the sync flag follows
+			// the input's Key rather than a re-parse of the NAL units.
+			s.IsNonSyncSample = !au.key
+		}
+		samples = append(samples, s)
+		dur += d
+	}
+	p := fmp4.Part{SequenceNumber: uint32(seq), Tracks: []*fmp4.PartTrack{{
+		ID: fileTrackID, BaseTime: aus[0].dts, Samples: samples,
+	}}}
+	var buf seekablebuffer.Buffer
+	if err := p.Marshal(&buf); err != nil {
+		return nil, 0, fmt.Errorf("segment: marshal part: %w", err)
+	}
+	return buf.Bytes(), dur, nil
+}

@@ -1,0 +1,280 @@
+// Package segment is the Segmenter (R-SEG-1): it turns one publish session's
+// access units into CMAF fMP4 init and media segments in the store, with an
+// HLS media playlist per track, an HLS multivariant playlist and a DASH MPD
+// over the same files.
+//
+// # Output layout
+//
+// Under keys.RolePrefix(slot, role):
+//
+//	index.m3u8              HLS multivariant playlist (the slot's HLS playback URL)
+//	manifest.mpd            DASH MPD (the slot's DASH playback URL)
+//	video.m3u8, audio.m3u8  HLS media playlists, one per track
+//	v/<token>/init.mp4      video CMAF header of the session with that fencing token
+//	v/<token>/<seq>.m4s     video CMAF segment number seq
+//	a/<token>/…             the same for audio
+//	state.m3u8              the segmenter's durable state (see state.go); not for players
+//
+// One track per file (rather than muxed segments) because DASH wants one
+// AdaptationSet per media type and HLS serves the same files as a video
+// playlist with an EXT-X-MEDIA audio rendition: one set of bytes, two
+// manifests. Segment numbers (the HLS media sequence, the DASH $Number$)
+// continue across sessions; the token in the directory keeps the keys of
+// two writers apart, so a stale writer can never overwrite a newer one's
+// segment, and lets each session carry its own init file (codec parameters
+// may change on reconnect).
+//
+// # Visibility (R-STORE-2)
+//
+// A segment is Put (IfNoneMatch "*", class segment) before the state that
+// lists it is committed, and the state before any public manifest is
+// written; init files are Put at Start, before anything references them;
+// media playlists are written before the multivariant playlist.
+//
+// # Fencing (R-COORD-1)
+//
+// Start claims the state object with the caller's lease token by a
+// conditional Put; from then on every state commit and every manifest
+// write is conditional on the ETag this writer last wrote or read. When a
+// condition fails the writer re-reads the state: a larger token means a
+// newer writer took over, and the writer returns ErrFenced from then on and
+// writes nothing more. So after a newer writer's Start returned, an older
+// writer can neither commit a segment to the stream nor overwrite a
+// manifest the newer writer has written; the public playlists only ever
+// move forward.
+package segment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/liveingest/liveingest/edge/media"
+	"github.com/liveingest/liveingest/origin/keys"
+	"github.com/liveingest/liveingest/origin/store"
+)
+
+// Config is the segmenter's configuration, usually from the slot.
+type Config struct {
+	// SegmentDuration is the target segment duration: a segment is cut at
+	// the first video keyframe at or after it (audio-only: at it).
+	// Default: 2s.
+	SegmentDuration time.Duration
+
+	// DVRWindow is how much media the live playlists and the MPD list
+	// (the slot's dvr_window). Default: 60s.
+	DVRWindow time.Duration
+
+	// MaxKeyframeInterval is the longest accepted gap between video
+	// keyframes; a longer one ends the session with ErrGOPTooLong
+	// (R-EDGE-5). Default: max(4s, 2 × SegmentDuration).
+	MaxKeyframeInterval time.Duration
+}
+
+// Defaults.
+const (
+	DefaultSegmentDuration = 2 * time.Second
+	DefaultDVRWindow       = 60 * time.Second
+)
+
+// Validate checks the configuration, naming the field at fault.
+func (c Config) Validate() error {
+	switch {
+	case c.SegmentDuration < 0:
+		return fmt.Errorf("segment: SegmentDuration must not be negative, got %v", c.SegmentDuration)
+	case c.SegmentDuration > 0 && c.SegmentDuration < 100*time.Millisecond:
+		return fmt.Errorf("segment: SegmentDuration must be at least 100ms, got %v", c.SegmentDuration)
+	case c.DVRWindow < 0:
+		return fmt.Errorf("segment: DVRWindow must not be negative, got %v", c.DVRWindow)
+	case c.MaxKeyframeInterval < 0:
+		return fmt.Errorf("segment: MaxKeyframeInterval must not be negative, got %v", c.MaxKeyframeInterval)
+	}
+	d := c.withDefaults()
+	switch {
+	case d.DVRWindow < d.SegmentDuration:
+		return fmt.Errorf("segment: DVRWindow (%v) must be at least SegmentDuration (%v)", d.DVRWindow, d.SegmentDuration)
+	case d.MaxKeyframeInterval < d.SegmentDuration:
+		return fmt.Errorf("segment: MaxKeyframeInterval (%v) must be at least SegmentDuration (%v)", d.MaxKeyframeInterval, d.SegmentDuration)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.SegmentDuration == 0 {
+		c.SegmentDuration = DefaultSegmentDuration
+	}
+	if c.DVRWindow == 0 {
+		c.DVRWindow = DefaultDVRWindow
+	}
+	if c.MaxKeyframeInterval == 0 {
+		c.MaxKeyframeInterval = max(4*time.Second, 2*c.SegmentDuration)
+	}
+	return c
+}
+
+// Deps are the segmenter's collaborators.
+type Deps struct {
+	Store  store.Store      // required
+	Logger *slog.Logger     // default: discard
+	Now    func() time.Time // wall clock for EXT-X-PROGRAM-DATE-TIME and the MPD; default: time.Now
+}
+
+// Segmenter starts Writers. It holds no per-stream state and is safe for
+// concurrent use.
+type Segmenter struct {
+	cfg   Config
+	store store.Store
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New checks cfg and deps and returns a ready Segmenter.
+func New(cfg Config, deps Deps) (*Segmenter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil {
+		return nil, errors.New("segment: Deps.Store is required")
+	}
+	s := &Segmenter{cfg: cfg.withDefaults(), store: deps.Store, log: deps.Logger, now: deps.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// maxCASRetries bounds the retries of a conditional write that lost a race
+// to an older (or equal) token: each retry follows a real competing write,
+// and an older writer stops after one failed write of its own.
+const maxCASRetries = 8
+
+// Start begins writing one publish session of slot/role. token is the
+// session lease's fencing token (strictly larger for every newer grant).
+//
+// Start validates the tracks (ErrUnsupportedCodec naming the codec; at most
+// one video and one audio track), claims the stream's state with token
+// (ErrFenced when the state already carries a token ≥ token), and stores
+// the session's init files. When the state holds an earlier session's
+// segments the new session continues its numbering after an
+// EXT-X-DISCONTINUITY (a new DASH Period). Start returns store errors
+// wrapped; nothing public changes before the first segment.
+func (s *Segmenter) Start(ctx context.Context, slot keys.SlotID, role keys.Role, token uint64, tracks []media.Track) (*Writer, error) {
+	if _, err := keys.ParseSlotID(string(slot)); err != nil {
+		return nil, fmt.Errorf("segment: slot: %w", err)
+	}
+	if _, err := keys.ParseRole(string(role)); err != nil {
+		return nil, fmt.Errorf("segment: role: %w", err)
+	}
+	if len(tracks) == 0 {
+		return nil, fmt.Errorf("%w: no tracks", ErrUnsupportedCodec)
+	}
+	w := &Writer{
+		seg: s, slot: slot, role: role, token: token, prefix: keys.RolePrefix(slot, role),
+		byID: map[int]int{}, video: -1,
+		pubETag: map[string]string{}, pubLast: map[string]string{},
+		log: s.log.With("component", "segment", "slot", string(slot), "role", string(role)),
+	}
+	tok := strconv.FormatUint(token, 10)
+	for _, t := range tracks {
+		ti, err := describeTrack(t)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := w.byID[t.ID]; dup {
+			return nil, fmt.Errorf("%w: duplicate track id %d", ErrUnsupportedCodec, t.ID)
+		}
+		for _, o := range w.tracks {
+			if o.rec.Kind == ti.rec.Kind {
+				return nil, fmt.Errorf("%w: a second %s track (%s)", ErrUnsupportedCodec, kindName(ti.rec.Kind), t.Name())
+			}
+		}
+		ti.rec.Init = ti.rec.Kind + "/" + tok + "/init.mp4"
+		w.byID[t.ID] = len(w.tracks)
+		if ti.video {
+			w.video = len(w.tracks)
+		}
+		w.tracks = append(w.tracks, ti)
+		w.pending = append(w.pending, nil)
+		w.lastDTS = append(w.lastDTS, -1<<63)
+	}
+	inits := make([][]byte, len(w.tracks))
+	for i, ti := range w.tracks {
+		b, err := initFile(ti)
+		if err != nil {
+			return nil, err
+		}
+		inits[i] = b
+	}
+	if err := w.claim(ctx); err != nil {
+		return nil, err
+	}
+	w.shift = timelineEnd(w.st)
+	for i, ti := range w.tracks {
+		if err := w.putNew(ctx, ti.rec.Init, inits[i], store.ClassInit, contentType(ti.rec.Kind)); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range []string{videoPlaylist, audioPlaylist, mpdName, multivariantName} {
+		info, err := s.store.Stat(ctx, w.prefix+name)
+		switch {
+		case errors.Is(err, store.ErrNotExist):
+		case err != nil:
+			return nil, fmt.Errorf("segment: stat %s: %w", name, err)
+		default:
+			w.pubETag[name] = info.ETag
+		}
+	}
+	w.log.Info("segment writer started", "tracks", len(w.tracks), "continues", len(w.st.Segments) > 0)
+	return w, nil
+}
+
+func kindName(k string) string {
+	if k == "v" {
+		return "video"
+	}
+	return "audio"
+}
+
+func contentType(kind string) string {
+	if kind == "v" {
+		return "video/mp4"
+	}
+	return "audio/mp4"
+}
+
+// claim makes this writer the owner of the state (read, check the token,
+// conditional write; retried when an older writer raced the write).
+func (w *Writer) claim(ctx context.Context) error {
+	key := w.prefix + stateName
+	for range maxCASRetries {
+		cur, etag, err := loadState(ctx, w.seg.store, key)
+		if err != nil {
+			return err
+		}
+		if cur != nil && cur.Token >= w.token {
+			return fmt.Errorf("%w: state carries token %d ≥ %d", ErrFenced, cur.Token, w.token)
+		}
+		ns := &state{Format: stateFormat}
+		if cur != nil {
+			ns = cur.clone()
+		}
+		ns.Token = w.token
+		ns.Ended = false
+		ns.PeakBandwidth, ns.AvgBandwidth = 0, 0
+		err = w.putState(ctx, ns, etag)
+		if errors.Is(err, store.ErrPrecondition) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		return nil
+	}
+	return fmt.Errorf("segment: claim state: %w after %d attempts", store.ErrPrecondition, maxCASRetries)
+}
