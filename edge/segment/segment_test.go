@@ -265,7 +265,7 @@ func TestDecodeHLSAndDASH(t *testing.T) {
 	in := genInput(t, 10, 50)
 	backends(t, func(t *testing.T, st store.Store) {
 		ctx := t.Context()
-		w, err := newSegmenter(t, st).Start(ctx, slotID, keys.Primary, 1, in.tracks)
+		w, err := newSegmenter(t, st).Start(ctx, segment.Stream{Slot: slotID, Role: keys.Primary, Token: 1}, in.tracks)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -301,7 +301,7 @@ func TestReconnect(t *testing.T) {
 	st := teststores.Disk(t)
 	ctx := t.Context()
 	for token := uint64(1); token <= 2; token++ {
-		w, err := newSegmenter(t, st).Start(ctx, slotID, keys.Primary, token, in.tracks)
+		w, err := newSegmenter(t, st).Start(ctx, segment.Stream{Slot: slotID, Role: keys.Primary, Token: token}, in.tracks)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -325,7 +325,7 @@ func TestReconnect(t *testing.T) {
 		t.Errorf("ffprobe decoded %v across the reconnect, want about %d video frames", frames, 2*in.videoFrames)
 	}
 	// A writer with a token not larger than the state's is refused.
-	if _, err := newSegmenter(t, st).Start(ctx, slotID, keys.Primary, 2, in.tracks); !errors.Is(err, segment.ErrFenced) {
+	if _, err := newSegmenter(t, st).Start(ctx, segment.Stream{Slot: slotID, Role: keys.Primary, Token: 2}, in.tracks); !errors.Is(err, segment.ErrFenced) {
 		t.Errorf("Start with a used token: %v, want ErrFenced", err)
 	}
 }
@@ -366,14 +366,14 @@ func TestFencing(t *testing.T) {
 		rec := &recorder{Store: st, versions: map[string][]string{}}
 		seg := newSegmenter(t, rec)
 		third := len(in.aus) / 3
-		a, err := seg.Start(ctx, slotID, keys.Primary, 1, in.tracks)
+		a, err := seg.Start(ctx, segment.Stream{Slot: slotID, Role: keys.Primary, Token: 1}, in.tracks)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := feed(ctx, a, in.aus[:third]); err != nil {
 			t.Fatal(err)
 		}
-		b, err := seg.Start(ctx, slotID, keys.Primary, 2, in.tracks)
+		b, err := seg.Start(ctx, segment.Stream{Slot: slotID, Role: keys.Primary, Token: 2}, in.tracks)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -459,7 +459,7 @@ func TestGOPTooLong(t *testing.T) {
 	in := genInput(t, 12, 250)
 	st := teststores.Disk(t)
 	ctx := t.Context()
-	w, err := newSegmenter(t, st).Start(ctx, slotID, keys.Primary, 1, in.tracks)
+	w, err := newSegmenter(t, st).Start(ctx, segment.Stream{Slot: slotID, Role: keys.Primary, Token: 1}, in.tracks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +479,7 @@ func TestBadInputAndCodec(t *testing.T) {
 	st := teststores.Disk(t)
 	seg := newSegmenter(t, st)
 	ctx := t.Context()
-	if _, err := seg.Start(ctx, slotID, keys.Primary, 1, []media.Track{{ID: 1}}); !errors.Is(err, segment.ErrUnsupportedCodec) {
+	if _, err := seg.Start(ctx, segment.Stream{Slot: slotID, Role: keys.Primary, Token: 1}, []media.Track{{ID: 1}}); !errors.Is(err, segment.ErrUnsupportedCodec) {
 		t.Errorf("Start without a codec: %v, want ErrUnsupportedCodec", err)
 	}
 	if _, err := segment.New(segment.Config{DVRWindow: time.Second, SegmentDuration: 2 * time.Second}, segment.Deps{Store: st}); err == nil || !strings.Contains(err.Error(), "DVRWindow") {
@@ -488,4 +488,33 @@ func TestBadInputAndCodec(t *testing.T) {
 	if _, err := segment.New(segment.Config{}, segment.Deps{}); err == nil || !strings.Contains(err.Error(), "Store") {
 		t.Errorf("New without a store: %v", err)
 	}
+}
+
+// TestStreamTiming: a stream's own segment duration and DVR window (the
+// slot's settings) override the Segmenter's defaults.
+func TestStreamTiming(t *testing.T) {
+	in := genInput(t, 12, 50) // 2 s GOP
+	st := teststores.Disk(t)
+	ctx := t.Context()
+	w, err := newSegmenter(t, st).Start(ctx, segment.Stream{Slot: slotID, Role: keys.Primary, Token: 1,
+		SegmentDuration: 4 * time.Second, DVRWindow: 8 * time.Second}, in.tracks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := feed(ctx, w, in.aus); err != nil {
+		t.Fatal(err)
+	}
+	live := parseMedia(t, get(t, st, "video.m3u8"))
+	if len(live.durs) == 0 || len(live.durs) > 3 {
+		t.Fatalf("live playlist lists %d segments, want the 8 s window of 4 s segments", len(live.durs))
+	}
+	for _, d := range live.durs {
+		if d < 3.6 || d > 4.4 {
+			t.Errorf("segment of %.2f s, want 4 s ± 10 %%", d)
+		}
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	validate(t, st, 4*time.Second, 0)
 }

@@ -122,9 +122,22 @@ type Deps struct {
 	Now    func() time.Time // wall clock for EXT-X-PROGRAM-DATE-TIME and the MPD; default: time.Now
 }
 
+// Stream names one publish session's output and its timing.
+type Stream struct {
+	Slot  keys.SlotID
+	Role  keys.Role
+	Token uint64 // the fencing token of the session's lease
+	// SegmentDuration and DVRWindow are the slot's settings; zero takes the
+	// Segmenter's Config. MaxKeyframeInterval follows SegmentDuration unless
+	// the Config set it.
+	SegmentDuration time.Duration
+	DVRWindow       time.Duration
+}
+
 // Segmenter starts Writers. It holds no per-stream state and is safe for
 // concurrent use.
 type Segmenter struct {
+	raw   Config // as given, to tell explicit settings from defaults
 	cfg   Config
 	store store.Store
 	log   *slog.Logger
@@ -139,7 +152,7 @@ func New(cfg Config, deps Deps) (*Segmenter, error) {
 	if deps.Store == nil {
 		return nil, errors.New("segment: Deps.Store is required")
 	}
-	s := &Segmenter{cfg: cfg.withDefaults(), store: deps.Store, log: deps.Logger, now: deps.Now}
+	s := &Segmenter{raw: cfg, cfg: cfg.withDefaults(), store: deps.Store, log: deps.Logger, now: deps.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -164,7 +177,19 @@ const maxCASRetries = 8
 // segments the new session continues its numbering after an
 // EXT-X-DISCONTINUITY (a new DASH Period). Start returns store errors
 // wrapped; nothing public changes before the first segment.
-func (s *Segmenter) Start(ctx context.Context, slot keys.SlotID, role keys.Role, token uint64, tracks []media.Track) (*Writer, error) {
+func (s *Segmenter) Start(ctx context.Context, stream Stream, tracks []media.Track) (*Writer, error) {
+	slot, role, token := stream.Slot, stream.Role, stream.Token
+	cfg := s.raw
+	if stream.SegmentDuration > 0 {
+		cfg.SegmentDuration = stream.SegmentDuration
+	}
+	if stream.DVRWindow > 0 {
+		cfg.DVRWindow = stream.DVRWindow
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
 	if _, err := keys.ParseSlotID(string(slot)); err != nil {
 		return nil, fmt.Errorf("segment: slot: %w", err)
 	}
@@ -175,7 +200,7 @@ func (s *Segmenter) Start(ctx context.Context, slot keys.SlotID, role keys.Role,
 		return nil, fmt.Errorf("%w: no tracks", ErrUnsupportedCodec)
 	}
 	w := &Writer{
-		seg: s, slot: slot, role: role, token: token, prefix: keys.RolePrefix(slot, role),
+		seg: s, cfg: cfg, slot: slot, role: role, token: token, prefix: keys.RolePrefix(slot, role),
 		byID: map[int]int{}, video: -1,
 		pubETag: map[string]string{}, pubLast: map[string]string{},
 		log: s.log.With("component", "segment", "slot", string(slot), "role", string(role)),

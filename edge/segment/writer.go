@@ -20,6 +20,7 @@ import (
 // concurrent use with each other; Stats is safe to call from any goroutine.
 type Writer struct {
 	seg    *Segmenter
+	cfg    Config // the Segmenter's, with the stream's durations
 	slot   keys.SlotID
 	role   keys.Role
 	token  uint64
@@ -43,6 +44,12 @@ type Writer struct {
 	seenAny    bool
 	wallAnchor time.Time     // wall clock at origin
 	segStart   time.Duration // input DTS of the current segment's start
+	// segStartPTS is the presentation time of the keyframe that started the
+	// current segment. Cuts compare keyframe PTS, not DTS: with B-frames the
+	// first GOP's decode delay differs from later ones, so the DTS gap
+	// between the first two keyframes falls short of the GOP length and a
+	// DTS comparison would skip the cut.
+	segStartPTS time.Duration
 	lastKey    time.Duration // input DTS of the last video keyframe
 	periodID   string        // this session's period, once its first segment is committed
 	sessBytes  int64
@@ -117,7 +124,7 @@ func (w *Writer) Write(ctx context.Context, au media.AccessUnit) error {
 	if !w.seenAny {
 		w.seenAny, w.firstSeen = true, au.DTS
 	}
-	maxGOP := w.seg.cfg.MaxKeyframeInterval
+	maxGOP := w.cfg.MaxKeyframeInterval
 	if !w.started {
 		if w.video >= 0 && !(ti.video && au.Key) {
 			if au.DTS-w.firstSeen > maxGOP {
@@ -131,6 +138,7 @@ func (w *Writer) Write(ctx context.Context, au media.AccessUnit) error {
 			return nil // wait for the first keyframe: a segment starts with one
 		}
 		w.started, w.origin, w.segStart, w.lastKey, w.cutStart = true, au.DTS, au.DTS, au.DTS, au.DTS
+		w.segStartPTS = au.PTS
 		w.wallAnchor = w.seg.now()
 		for _, p := range w.preStart {
 			if p.DTS >= w.origin {
@@ -142,11 +150,11 @@ func (w *Writer) Write(ctx context.Context, au media.AccessUnit) error {
 	if au.DTS < w.origin {
 		return nil // audio from before the first keyframe
 	}
-	cfg := w.seg.cfg
+	cfg := w.cfg
 	if w.video >= 0 {
 		if ti.video && au.Key {
-			if au.DTS-w.segStart >= cfg.SegmentDuration && len(w.pending[w.video]) > 0 {
-				w.cuts, w.segStart = append(w.cuts, au.DTS), au.DTS
+			if au.PTS-w.segStartPTS >= cfg.SegmentDuration && len(w.pending[w.video]) > 0 {
+				w.cuts, w.segStart, w.segStartPTS = append(w.cuts, au.DTS), au.DTS, au.PTS
 			}
 			w.lastKey = au.DTS
 		} else if au.DTS-w.lastKey > maxGOP {
@@ -204,7 +212,7 @@ func (w *Writer) enqueue(i int, au media.AccessUnit) {
 }
 
 func (w *Writer) gop(d time.Duration) error {
-	w.gopErr = fmt.Errorf("%w: no keyframe for %v (maximum %v)", ErrGOPTooLong, d, w.seg.cfg.MaxKeyframeInterval)
+	w.gopErr = fmt.Errorf("%w: no keyframe for %v (maximum %v)", ErrGOPTooLong, d, w.cfg.MaxKeyframeInterval)
 	w.log.Warn("keyframe interval too long", "interval", d)
 	return w.gopErr
 }
@@ -306,7 +314,7 @@ func (w *Writer) cut(ctx context.Context, start, cutAt time.Duration, haveCut bo
 	rec.Period = w.periodID
 	ns.Segments = append(ns.Segments, rec)
 	ns.NextSeq = seq + 1
-	slide(ns, w.seg.cfg.DVRWindow)
+	slide(ns, w.cfg.DVRWindow)
 
 	bps := 0
 	if segDur > 0 {
@@ -486,7 +494,7 @@ func (w *Writer) commit(ctx context.Context, ns *state) error {
 		}
 		etag = cur // an older writer raced us once; ours supersedes it
 	}
-	cfg := w.seg.cfg
+	cfg := w.cfg
 	docs := []struct{ name, body, ctype string }{
 		{videoPlaylist, mediaPlaylist(ns, "v"), "application/vnd.apple.mpegurl"},
 		{audioPlaylist, mediaPlaylist(ns, "a"), "application/vnd.apple.mpegurl"},
