@@ -1,0 +1,243 @@
+// Package ingest is the protocol-neutral media pipeline that every segmenting
+// protocol (RTMP now; SRT, WHIP and PULL later) runs after admission: it
+// checks the codecs, starts the segment writer with the session's fencing
+// token, feeds access units through the session's input rules (bitrate) and
+// the writer's (keyframe interval), and turns every failure into the one
+// admission Reason the protocol reports to its client (R-EDGE-4, R-EDGE-5).
+//
+// A protocol package therefore does three things only: admit, translate its
+// tracks and access units into edge/media, and map a *admit.Rejection to its
+// own wire rejection.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+
+	"github.com/liveingest/liveingest/edge/admit"
+	"github.com/liveingest/liveingest/edge/media"
+	"github.com/liveingest/liveingest/edge/segment"
+	"github.com/liveingest/liveingest/origin/store"
+	"time"
+)
+
+// Segmenter starts segment writers; *segment.Segmenter implements it.
+type Segmenter interface {
+	// Start begins writing one session of slot/role fenced by token; see
+	// segment.Segmenter.Start for its errors.
+	Start(ctx context.Context, stream segment.Stream, tracks []media.Track) (*segment.Writer, error)
+}
+
+var _ Segmenter = (*segment.Segmenter)(nil)
+
+// Pipeline is one admitted session's media path: session rules, then the
+// segment writer. Write and Close may be called from any goroutine but are
+// serialized (the writer is single-threaded); Done may be watched
+// concurrently.
+type Pipeline struct {
+	sess *admit.Session
+	w    *segment.Writer
+	trk  map[int]media.Track
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// Start checks tracks and starts the segment writer for sess.
+//
+// An unsupported codec (anything but H.264, H.265, AAC and Opus, or no
+// track at all) ends the session with ReasonBadCodec and a message that
+// names the codec; a failing writer start ends it with the mapped reason
+// (ErrFenced → busy, store unavailable → storage-unavailable). On error the
+// returned error is the session's *admit.Rejection and the session is ended
+// but not closed: the caller closes it, as it would without a pipeline. On
+// success the Pipeline owns the session: Pipeline.Close closes it.
+func Start(ctx context.Context, sess *admit.Session, seg Segmenter, tracks []media.Track) (*Pipeline, error) {
+	if len(tracks) == 0 {
+		return nil, end(sess, admit.ReasonBadCodec, "no audio or video track")
+	}
+	byID := make(map[int]media.Track, len(tracks))
+	for _, t := range tracks {
+		if !Supported(t.Codec) {
+			return nil, end(sess, admit.ReasonBadCodec, fmt.Sprintf(
+				"unsupported codec %s; send H.264 or H.265 video and AAC or Opus audio", CodecName(t.Codec)))
+		}
+		byID[t.ID] = t
+	}
+	sl := sess.Slot()
+	// The slot's own timing (R-SEG-1): segments cut at its segment duration,
+	// playlists listing its DVR window.
+	w, err := seg.Start(ctx, segment.Stream{
+		Slot: sl.ID, Role: sess.Role(), Token: sess.Token(),
+		SegmentDuration: time.Duration(sl.SegmentDuration) * time.Second,
+		DVRWindow:       time.Duration(sl.DVRWindow) * time.Second,
+	}, tracks)
+	if err != nil {
+		reason, msg := reasonOf(err)
+		return nil, end(sess, reason, msg)
+	}
+	return &Pipeline{sess: sess, w: w, trk: byID}, nil
+}
+
+// Supported reports whether the segmenting pipeline takes c.
+func Supported(c codecs.Codec) bool {
+	switch c := c.(type) {
+	case *codecs.H264:
+		return len(c.SPS) > 0 && len(c.PPS) > 0
+	case *codecs.H265:
+		return len(c.VPS) > 0 && len(c.SPS) > 0 && len(c.PPS) > 0
+	case *codecs.MPEG4Audio, *codecs.Opus:
+		return true
+	}
+	return false
+}
+
+// CodecName names c for a rejection message, including codecs the pipeline
+// refuses (so the publisher learns what it sent).
+func CodecName(c codecs.Codec) string {
+	switch c := c.(type) {
+	case *codecs.H264:
+		if len(c.SPS) == 0 || len(c.PPS) == 0 {
+			return "H.264 without SPS/PPS"
+		}
+		return "H.264"
+	case *codecs.H265:
+		if len(c.VPS) == 0 || len(c.SPS) == 0 || len(c.PPS) == 0 {
+			return "H.265 without VPS/SPS/PPS"
+		}
+		return "H.265"
+	case *codecs.MPEG4Audio:
+		return "AAC"
+	case *codecs.Opus:
+		return "Opus"
+	case *codecs.MPEG4Video:
+		return "MPEG-4 Part 2 video"
+	case *codecs.MPEG1Video:
+		return "MPEG-1/2 video"
+	case *codecs.MPEG1Audio:
+		return "MPEG-1/2 audio (MP2/MP3)"
+	case *codecs.AV1:
+		return "AV1"
+	case *codecs.VP9:
+		return "VP9"
+	case *codecs.AC3:
+		return "AC-3"
+	case *codecs.LPCM:
+		return "LPCM"
+	case nil:
+		return "none"
+	}
+	return fmt.Sprintf("%T", c)
+}
+
+// Write passes au through the session's input rules and into the segment
+// writer. When the session has ended (lease lost, bitrate over the limit)
+// or the writer refuses the unit, the session is ended once with the mapped
+// reason and Write returns its *admit.Rejection; the caller stops reading
+// and calls Close. A Write after the end returns the same rejection.
+func (p *Pipeline) Write(ctx context.Context, au media.AccessUnit) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return admit.AsRejection(p.sessErr())
+	}
+	select {
+	case <-p.sess.Done():
+		return admit.AsRejection(p.sessErr())
+	default:
+	}
+	p.sess.ObserveAU(au, p.trk[au.Track])
+	select {
+	case <-p.sess.Done(): // ObserveAU ended it: bitrate over the limit
+		return admit.AsRejection(p.sessErr())
+	default:
+	}
+	if err := p.w.Write(ctx, au); err != nil {
+		reason, msg := reasonOf(err)
+		return end(p.sess, reason, msg)
+	}
+	return nil
+}
+
+// Done is closed when the session must end (the session's Done).
+func (p *Pipeline) Done() <-chan struct{} { return p.sess.Done() }
+
+// Err is nil while the session is live; then why it ended (see
+// admit.Session.Err).
+func (p *Pipeline) Err() error { return p.sessErr() }
+
+// Stats are the segment writer's measurements.
+func (p *Pipeline) Stats() segment.Stats { return p.w.Stats() }
+
+// Close flushes the writer (the last, short segment and the final
+// manifests with EXT-X-ENDLIST), then closes the session (lease release,
+// registry removal). The order matters: the slot is free only once the last
+// segment is stored, so a graceful shutdown finishes the segment in flight
+// (R-OPS-3) and a reconnecting publisher continues after it. ctx bounds
+// both steps. A writer fenced by a newer publisher has nothing to flush and
+// is not an error. Close is idempotent.
+func (p *Pipeline) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	werr := p.w.Close(ctx)
+	p.mu.Unlock()
+	if errors.Is(werr, segment.ErrFenced) || errors.Is(werr, segment.ErrClosed) {
+		werr = nil
+	}
+	if werr != nil {
+		werr = fmt.Errorf("ingest: flush segments: %w", werr)
+	}
+	return errors.Join(werr, p.sess.Close(ctx))
+}
+
+func (p *Pipeline) sessErr() error {
+	if err := p.sess.Err(); err != nil {
+		return err
+	}
+	return admit.ErrClosed
+}
+
+// end ends sess with reason (unless it already ended) and returns the
+// rejection it ended with: the first end wins, so a lease lost just before
+// a writer error reports the lease.
+func end(sess *admit.Session, reason admit.Reason, msg string) error {
+	sess.End(reason, msg)
+	return admit.AsRejection(sess.Err())
+}
+
+// reasonOf maps a segmenter error to the reason and the client message.
+// Messages never carry store internals: they go to the publisher.
+func reasonOf(err error) (admit.Reason, string) {
+	switch {
+	case errors.Is(err, segment.ErrGOPTooLong):
+		return admit.ReasonGOPTooLong, clientText(err, segment.ErrGOPTooLong)
+	case errors.Is(err, segment.ErrFenced):
+		return admit.ReasonBusy, "taken over by a newer publisher"
+	case errors.Is(err, segment.ErrUnsupportedCodec):
+		return admit.ReasonBadCodec, clientText(err, segment.ErrUnsupportedCodec)
+	case errors.Is(err, segment.ErrBadInput):
+		return admit.ReasonBadCodec, "invalid media: " + clientText(err, segment.ErrBadInput)
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return admit.ReasonStorageUnavailable, "segment storage unavailable; retry"
+	}
+	return admit.ReasonInternal, "internal error writing segments"
+}
+
+// clientText is err's text without the package prefix, e.g. "keyframe
+// interval too long: no keyframe for 5s (maximum 4s)".
+func clientText(err, sentinel error) string {
+	s := strings.TrimPrefix(err.Error(), "segment: ")
+	if s == "" {
+		s = strings.TrimPrefix(sentinel.Error(), "segment: ")
+	}
+	return s
+}

@@ -1,0 +1,349 @@
+package rtmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortmplib"
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/message"
+
+	"github.com/liveingest/liveingest/edge/admit"
+	"github.com/liveingest/liveingest/edge/ingest"
+	"github.com/liveingest/liveingest/edge/media"
+	"github.com/liveingest/liveingest/origin/keys"
+	"github.com/liveingest/liveingest/origin/secret"
+)
+
+// onStatus codes (Adobe's NetStream/NetConnection vocabulary, as encoders
+// know it); see the package comment for the mapping.
+const (
+	codeBadName       = "NetStream.Publish.BadName"
+	codeBadConnection = "NetStream.Publish.BadConnection"
+	codeFailed        = "NetStream.Publish.Failed"
+	codePlayFailed    = "NetStream.Play.Failed"
+	codeClosed        = "NetConnection.Connect.Closed"
+)
+
+// StatusCode is the onStatus code an RTMP publisher receives for reason.
+func StatusCode(reason admit.Reason) string {
+	switch reason {
+	case admit.ReasonUnauthorized, admit.ReasonForbidden, admit.ReasonForbiddenIP:
+		return codeBadName
+	case admit.ReasonBusy, admit.ReasonRateLimited, admit.ReasonStorageUnavailable:
+		return codeBadConnection
+	}
+	return codeFailed
+}
+
+// lingerTimeout is how long a rejected connection stays open so that the
+// publisher reads the status before it sees the connection close (ffmpeg
+// checks for incoming messages between writes; closing at once would show
+// it a broken pipe instead of the reason).
+const lingerTimeout = 3 * time.Second
+
+// aLongTimeAgo is a read deadline that makes a blocked read return now.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn is one RTMP connection, from handshake to close.
+type conn struct {
+	s        *Server
+	nc       net.Conn
+	protocol string
+	remote   netip.AddrPort
+	log      *slog.Logger
+	started  time.Time
+
+	// ctx is cancelled by abort: the server's Close ran out of time.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	sc *gortmplib.ServerConn
+
+	dmu         sync.Mutex
+	interrupted bool // no read may wait any longer (session ended, server closing)
+}
+
+func newConn(s *Server, nc net.Conn, protocol string) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	var remote netip.AddrPort
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		remote = a.AddrPort()
+	}
+	return &conn{
+		s: s, nc: nc, protocol: protocol, remote: remote, ctx: ctx, cancel: cancel, started: time.Now(),
+		log: s.log.With("protocol", protocol, "remote", remote.String()),
+	}
+}
+
+// abort cuts the connection's pending work (the final flush included).
+func (c *conn) abort() {
+	c.cancel()
+	c.interrupt()
+}
+
+// interrupt makes the blocked read return and keeps later reads from
+// waiting. Deadlines are set under dmu so that the read loop's renewal can
+// never undo an interrupt.
+func (c *conn) interrupt() {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.interrupted = true
+	_ = c.nc.SetReadDeadline(aLongTimeAgo)
+}
+
+// deadlines arms the read and write deadlines for the next step, unless
+// the connection was interrupted.
+func (c *conn) deadlines(read time.Duration) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if c.interrupted {
+		return
+	}
+	now := time.Now()
+	_ = c.nc.SetReadDeadline(now.Add(read))
+	_ = c.nc.SetWriteDeadline(now.Add(c.s.cfg.WriteTimeout))
+}
+
+// closeReason is why a connection ended; exactly one is logged per
+// connection.
+type closeReason struct {
+	msg   string
+	rej   *admit.Rejection // the reason sent to the publisher, if any
+	err   error            // the cause, for the log
+	level slog.Level
+}
+
+func (r closeReason) Error() string { return r.msg }
+
+// run serves the connection and logs why it ended, once.
+func (c *conn) run() {
+	defer c.s.untrack(c)
+	defer c.cancel()
+	defer c.nc.Close()
+	// A server Close interrupts the connection in whatever step it is.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-c.s.closed:
+			c.interrupt()
+		case <-stop:
+		}
+	}()
+
+	r := c.runInner()
+	attrs := []any{"reason", r.msg, "duration", time.Since(c.started).Round(time.Millisecond)}
+	if c.sc != nil {
+		attrs = append(attrs, "bytes_in", c.sc.BytesReceived())
+	}
+	if r.rej != nil {
+		attrs = append(attrs, "end", string(r.rej.Reason))
+	}
+	if r.err != nil {
+		attrs = append(attrs, "err", r.err.Error())
+	}
+	c.log.Log(context.Background(), r.level, "rtmp connection closed", attrs...)
+}
+
+func (c *conn) runInner() closeReason {
+	c.deadlines(c.s.cfg.ReadTimeout)
+	c.sc = &gortmplib.ServerConn{RW: c.nc}
+	if err := c.sc.Initialize(); err != nil {
+		return c.ioEnd("handshake failed", err)
+	}
+	if err := c.sc.AcceptConn(); err != nil {
+		return c.ioEnd("no publish command", err)
+	}
+	if !c.sc.Publish {
+		c.sendStatus(codePlayFailed, "this edge takes publishers only; play the stream from its HLS or DASH URL")
+		c.linger()
+		return closeReason{msg: "play refused", level: slog.LevelInfo}
+	}
+	app, key := splitPath(c.sc.URL.Path)
+	role := c.s.cfg.Role
+	switch app {
+	case "live":
+	case "backup":
+		role = keys.Backup
+	default:
+		rej := &admit.Rejection{Reason: admit.ReasonUnauthorized,
+			Message: fmt.Sprintf("unknown application %q; publish to rtmp://<host>/live/<stream_key>", app)}
+		return c.reject(rej)
+	}
+
+	actx, cancel := context.WithTimeout(c.ctx, c.s.cfg.ReadTimeout)
+	sess, err := c.s.deps.Admitter.Admit(actx, admit.Request{
+		Protocol: c.protocol, StreamKey: secret.String(key), Role: role, Remote: c.remote,
+	})
+	cancel()
+	if err != nil {
+		return c.reject(admit.AsRejection(err))
+	}
+	// The session is ours until the pipeline takes it; Close is idempotent.
+	defer func() { _ = sess.Close(context.WithoutCancel(c.ctx)) }()
+	c.log = c.log.With("slot", string(sess.Slot().ID), "role", string(role), "session", sess.ID())
+
+	// Track discovery reads up to ~2 s of media (gortmplib's analysis
+	// period) before it returns; it accepts the publish first.
+	c.deadlines(c.s.cfg.ReadTimeout + 5*time.Second)
+	rd := &gortmplib.Reader{Conn: c.sc}
+	if err := rd.Initialize(); err != nil {
+		if name, ok := unsupportedCodec(err); ok {
+			sess.End(admit.ReasonBadCodec, fmt.Sprintf("unsupported codec %s; send H.264 or H.265 video and AAC or Opus audio", name))
+			return c.reject(admit.AsRejection(sess.Err()))
+		}
+		return c.ioEnd("track discovery failed", err)
+	}
+	tracks, err := mediaTracks(rd.Tracks())
+	if err != nil {
+		sess.End(admit.ReasonBadCodec, err.Error())
+		return c.reject(admit.AsRejection(sess.Err()))
+	}
+	pipe, err := ingest.Start(c.ctx, sess, c.s.deps.Segmenter, tracks)
+	if err != nil {
+		return c.reject(admit.AsRejection(err))
+	}
+	return c.publish(rd, pipe, tracks)
+}
+
+// publish reads access units into pipe until the publisher or the session
+// ends, then flushes.
+func (c *conn) publish(rd *gortmplib.Reader, pipe *ingest.Pipeline, tracks []media.Track) closeReason {
+	c.s.metrics.publishers.WithLabelValues(c.protocol).Inc()
+	defer c.s.metrics.publishers.WithLabelValues(c.protocol).Dec()
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-pipe.Done(): // lease lost, bitrate, GOP: stop reading now
+			c.interrupt()
+		case <-stop:
+		}
+	}()
+	var werr error
+	write := func(au media.AccessUnit) {
+		if werr == nil {
+			werr = pipe.Write(c.ctx, au)
+		}
+	}
+	onData(rd, tracks, write)
+	c.log.Info("publishing", "tracks", trackNames(tracks))
+
+	var r closeReason
+	for {
+		c.deadlines(c.s.cfg.ReadTimeout)
+		err := rd.Read()
+		if werr != nil {
+			r = closeReason{msg: "session ended", rej: admit.AsRejection(werr), level: slog.LevelWarn}
+			break
+		}
+		if err != nil {
+			r = c.ioEnd("publisher disconnected", err)
+			if perr := pipe.Err(); perr != nil {
+				if rej := admit.AsRejection(perr); !errors.Is(perr, admit.ErrClosed) {
+					r = closeReason{msg: "session ended", rej: rej, level: slog.LevelWarn}
+				}
+			}
+			break
+		}
+	}
+	close(stop)
+	switch {
+	case r.rej != nil:
+		c.sendStatus(StatusCode(r.rej.Reason), describe(r.rej))
+	case c.closing():
+		c.sendStatus(codeClosed, "edge shutting down; reconnect")
+	}
+	// Flush the segment in flight before the lease is released (R-OPS-3).
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.CloseTimeout)
+	defer cancel()
+	if err := pipe.Close(ctx); err != nil {
+		r.err = errors.Join(r.err, err)
+		r.level = slog.LevelWarn
+	}
+	st := pipe.Stats()
+	c.log.Debug("publish stats", "segments", st.Segments, "bytes", st.Bytes, "avg_bitrate", st.AverageBitrate)
+	return r
+}
+
+func (c *conn) closing() bool {
+	select {
+	case <-c.s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// ioEnd classifies a read or handshake error.
+func (c *conn) ioEnd(step string, err error) closeReason {
+	switch {
+	case c.closing():
+		return closeReason{msg: "server shutting down", level: slog.LevelInfo}
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrUnexpectedEOF):
+		return closeReason{msg: step, level: slog.LevelInfo}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return closeReason{msg: step + ": read timeout", err: err, level: slog.LevelWarn}
+	}
+	return closeReason{msg: step, err: err, level: slog.LevelWarn}
+}
+
+// reject sends rej to the publisher and lets it read it before the close.
+func (c *conn) reject(rej *admit.Rejection) closeReason {
+	c.sendStatus(StatusCode(rej.Reason), describe(rej))
+	c.linger()
+	return closeReason{msg: "publish rejected", rej: rej, level: slog.LevelInfo}
+}
+
+// describe is the status description: the reason word, then the message
+// (which for rate-limited says when to retry). Never the stream key.
+func describe(rej *admit.Rejection) string {
+	return string(rej.Reason) + ": " + rej.Message
+}
+
+// sendStatus writes an onStatus error (best effort: the publisher may be
+// gone already).
+func (c *conn) sendStatus(code, desc string) {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	err := c.sc.Write(&message.CommandAMF0{
+		ChunkStreamID:   5,
+		MessageStreamID: 0x1000000,
+		Name:            "onStatus",
+		Arguments: []any{nil, amf0.Object{
+			{Key: "level", Value: "error"},
+			{Key: "code", Value: code},
+			{Key: "description", Value: desc},
+		}},
+	})
+	if err != nil {
+		c.log.Debug("status not delivered", "code", code, "err", err)
+	}
+}
+
+// linger drains the connection until the publisher closes it or
+// lingerTimeout passes (skipped while the server closes).
+func (c *conn) linger() {
+	if c.closing() {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, c.nc)
+}
+
+// splitPath splits an RTMP URL path into the application and the stream
+// key: "/live/<key>" whether the key came as the publish name or as part of
+// the application (the URL's query is already gone).
+func splitPath(p string) (app, key string) {
+	p = strings.Trim(p, "/")
+	app, key, _ = strings.Cut(p, "/")
+	return app, strings.Trim(key, "/")
+}

@@ -1,0 +1,305 @@
+// Package rtmp is the RTMP and RTMPS ingest (SPEC R-RTMP-1) on gortmplib.
+//
+// URL forms (the stream key may arrive as the publish stream name or as the
+// last element of the application; a query string is ignored):
+//
+//	rtmp://host/live/<stream_key>     publish as the server's Config.Role (primary by default)
+//	rtmp://host/backup/<stream_key>   publish as the backup role (R-EDGE-1: one publisher per key and role)
+//	rtmps://host/live/<stream_key>    the same over TLS
+//
+// Each connection runs: handshake (under deadlines) → the publish command →
+// admission (edge/admit) → track discovery → the ingest pipeline
+// (edge/ingest) → access units until the publisher leaves, the session ends
+// (lease lost, bitrate, GOP) or the server closes. Every refusal and every
+// reasoned end is sent to the publisher as an RTMP onStatus error whose
+// description carries the reason (R-EDGE-4); ffmpeg prints it as
+// "Server error: <description>". The onStatus code per reason:
+//
+//	unauthorized, forbidden, forbidden-ip         NetStream.Publish.BadName
+//	busy, rate-limited, storage-unavailable       NetStream.Publish.BadConnection
+//	bad-codec, bitrate-exceeded, gop-too-long,
+//	internal                                      NetStream.Publish.Failed
+//	server shutting down                          NetConnection.Connect.Closed
+package rtmp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveingest/liveingest/edge/admit"
+	"github.com/liveingest/liveingest/edge/ingest"
+	"github.com/liveingest/liveingest/origin/keys"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Addr is the RTMP listen address, e.g. ":1935"; "" disables plain RTMP.
+	// Default: "" (off).
+	Addr string
+
+	// TLSAddr is the RTMPS listen address, e.g. ":1936"; "" disables RTMPS.
+	// Default: "" (off).
+	TLSAddr string
+
+	// TLSConfig serves RTMPS; required when TLSAddr is set. Default: nil.
+	TLSConfig *tls.Config
+
+	// ReadTimeout bounds the handshake, the publish command and every read
+	// of media afterwards: a publisher silent for longer is dropped.
+	// Default: 10s.
+	ReadTimeout time.Duration
+
+	// WriteTimeout bounds every write to the publisher (handshake replies,
+	// acknowledgements, status messages). Default: 10s.
+	WriteTimeout time.Duration
+
+	// Role is the role a publish to the "live" application takes: a backup
+	// PoP's edge runs with keys.Backup. A publish to the "backup"
+	// application always takes the backup role. Default: keys.Primary.
+	Role keys.Role
+
+	// CloseTimeout bounds flushing one connection's last segment when it
+	// ends on its own (the server's Close uses its ctx instead).
+	// Default: 30s.
+	CloseTimeout time.Duration
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.Role == "" {
+		c.Role = keys.Primary
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = 30 * time.Second
+	}
+	return c
+}
+
+// Validate checks c after defaults; the error names the field.
+func (c Config) Validate() error {
+	switch {
+	case c.Addr == "" && c.TLSAddr == "":
+		return errors.New("rtmp: Config.Addr or Config.TLSAddr is required")
+	case c.TLSAddr != "" && c.TLSConfig == nil:
+		return errors.New("rtmp: Config.TLSConfig is required with Config.TLSAddr")
+	case c.ReadTimeout <= 0:
+		return fmt.Errorf("rtmp: Config.ReadTimeout %v must be positive", c.ReadTimeout)
+	case c.WriteTimeout <= 0:
+		return fmt.Errorf("rtmp: Config.WriteTimeout %v must be positive", c.WriteTimeout)
+	case c.CloseTimeout <= 0:
+		return fmt.Errorf("rtmp: Config.CloseTimeout %v must be positive", c.CloseTimeout)
+	}
+	if _, err := keys.ParseRole(string(c.Role)); err != nil {
+		return fmt.Errorf("rtmp: Config.Role: %w", err)
+	}
+	return nil
+}
+
+// Admitter is the admission path (*admit.Admission implements it).
+type Admitter interface {
+	// Admit returns the live session or a *admit.Rejection.
+	Admit(ctx context.Context, r admit.Request) (*admit.Session, error)
+}
+
+// Deps are what a Server talks to.
+type Deps struct {
+	// Admitter decides who may publish. Required.
+	Admitter Admitter
+	// Segmenter writes the admitted sessions' segments. Required.
+	Segmenter ingest.Segmenter
+	// Logger gets one line per connection end (never a stream key).
+	// Default: slog.Default().
+	Logger *slog.Logger
+	// Metrics registers liveingest_rtmp_connections_total and
+	// liveingest_rtmp_publishers. Default: nil (none).
+	Metrics prometheus.Registerer
+}
+
+// Server accepts RTMP and RTMPS publishers. Start binds; Close ends it.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	metrics *metrics
+
+	mu      sync.Mutex
+	lns     []net.Listener
+	conns   map[*conn]struct{}
+	started bool
+	closing bool
+
+	closed chan struct{} // closed by Close: conns end, accept loops stop
+	wg     sync.WaitGroup
+}
+
+// New returns a Server, or an error naming the bad field. It binds nothing.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case deps.Admitter == nil:
+		return nil, errors.New("rtmp: Deps.Admitter is required")
+	case deps.Segmenter == nil:
+		return nil, errors.New("rtmp: Deps.Segmenter is required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	m, err := newMetrics(deps.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("rtmp: Deps.Metrics: %w", err)
+	}
+	return &Server{
+		cfg: cfg, deps: deps, metrics: m,
+		log:    deps.Logger.With("component", "rtmp"),
+		conns:  map[*conn]struct{}{},
+		closed: make(chan struct{}),
+	}, nil
+}
+
+// Start binds the configured addresses and starts accepting, so that the
+// caller learns a bind error at once. It may be called once.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closing {
+		return errors.New("rtmp: Start called twice or after Close")
+	}
+	s.started = true
+	var lns []*listener
+	if s.cfg.Addr != "" {
+		ln, err := net.Listen("tcp", s.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("rtmp: listen %s: %w", s.cfg.Addr, err)
+		}
+		lns = append(lns, &listener{s: s, ln: ln, protocol: admit.ProtocolRTMP})
+	}
+	if s.cfg.TLSAddr != "" {
+		ln, err := net.Listen("tcp", s.cfg.TLSAddr)
+		if err != nil {
+			for _, l := range lns {
+				_ = l.ln.Close()
+			}
+			return fmt.Errorf("rtmp: listen %s: %w", s.cfg.TLSAddr, err)
+		}
+		lns = append(lns, &listener{s: s, ln: tls.NewListener(ln, s.cfg.TLSConfig), protocol: admit.ProtocolRTMPS})
+	}
+	for _, l := range lns {
+		s.lns = append(s.lns, l.ln)
+		s.log.Info("listening", "protocol", l.protocol, "addr", l.ln.Addr().String())
+		s.wg.Add(1)
+		go l.run()
+	}
+	return nil
+}
+
+// Addr is the bound RTMP address (nil before Start or when off).
+func (s *Server) Addr() net.Addr { return s.addr(admit.ProtocolRTMP) }
+
+// TLSAddr is the bound RTMPS address (nil before Start or when off).
+func (s *Server) TLSAddr() net.Addr { return s.addr(admit.ProtocolRTMPS) }
+
+func (s *Server) addr(protocol string) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := 0
+	if protocol == admit.ProtocolRTMPS && s.cfg.Addr != "" {
+		i = 1
+	}
+	if (protocol == admit.ProtocolRTMP && s.cfg.Addr == "") || (protocol == admit.ProtocolRTMPS && s.cfg.TLSAddr == "") || i >= len(s.lns) {
+		return nil
+	}
+	return s.lns[i].Addr()
+}
+
+// Close stops accepting, ends every live connection gracefully — each
+// flushes its last segment and manifests and releases its lease, bounded by
+// ctx — and waits for all goroutines. It returns ctx's error if they did not
+// finish in time. Idempotent.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.closed)
+		for _, ln := range s.lns {
+			_ = ln.Close()
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		// Cut what is left: their flushes run on closeCtx, which ends now.
+		s.mu.Lock()
+		for c := range s.conns {
+			c.abort()
+		}
+		s.mu.Unlock()
+		<-done
+		return fmt.Errorf("rtmp: close: %w", ctx.Err())
+	}
+}
+
+// track registers c unless the server is closing (then c must not run).
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+type metrics struct {
+	conns      *prometheus.CounterVec
+	publishers *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liveingest_rtmp_connections_total",
+			Help: "RTMP/RTMPS connections accepted, by protocol (rejections are counted by admission).",
+		}, []string{"protocol"}),
+		publishers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "liveingest_rtmp_publishers",
+			Help: "RTMP/RTMPS publishers currently writing segments, by protocol.",
+		}, []string{"protocol"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.conns, m.publishers} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
