@@ -50,10 +50,10 @@ type Writer struct {
 	// between the first two keyframes falls short of the GOP length and a
 	// DTS comparison would skip the cut.
 	segStartPTS time.Duration
-	lastKey    time.Duration // input DTS of the last video keyframe
-	periodID   string        // this session's period, once its first segment is committed
-	sessBytes  int64
-	sessDur    time.Duration
+	lastKey     time.Duration // input DTS of the last video keyframe
+	periodID    string        // this session's period, once its first segment is committed
+	sessBytes   int64
+	sessDur     time.Duration
 	// shift places the session on the stream's media timeline: the end of
 	// the previous session's segments, so timestamps keep increasing across
 	// a reconnect (players that ignore EXT-X-DISCONTINUITY still play).
