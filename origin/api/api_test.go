@@ -16,7 +16,6 @@ import (
 	"github.com/liveingest/liveingest/internal/testenv"
 	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/coord/memory"
-	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/slots"
 	"github.com/liveingest/liveingest/origin/store"
 	"github.com/liveingest/liveingest/origin/store/teststores"
@@ -414,7 +413,7 @@ func testLive(t *testing.T, e *env) {
 	}
 	started := time.Now().UTC().Truncate(time.Second)
 	sess := coord.Session{
-		ID: "sess-1", Slot: keys.SlotSessions(keys.SlotID(v.ID)), Role: "primary", Protocol: "rtmp",
+		ID: "sess-1", Slot: v.ID, Role: "primary", Protocol: "rtmp",
 		Edge: "edge-1", Remote: "192.0.2.7:50000", Started: started, BitrateKbps: 4500,
 	}
 	if err := e.reg.Heartbeat(ctxFor(t), sess, time.Minute); err != nil {

@@ -204,7 +204,7 @@ func (a *API) live(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	ss, err := a.reg.List(r.Context(), keys.SlotSessions(id))
+	ss, err := a.reg.List(r.Context(), string(id)) // the registry lists sessions by slot id
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -86,8 +86,8 @@ type Registry interface {
 	// Remove takes the session off the list at once (no error if absent).
 	Remove(ctx context.Context, slot, id string) error
 
-	// List returns the live sessions of slot, oldest first. A session whose
-	// last heartbeat is older than its ttl is not listed.
+	// List returns the live sessions of slot (a slot id), oldest first. A
+	// session whose last heartbeat is older than its ttl is not listed.
 	List(ctx context.Context, slot string) ([]Session, error)
 }
 

@@ -13,9 +13,6 @@ import (
 // (R-EDGE-1, R-EDGE-2).
 func SlotLease(id SlotID, role Role) string { return "slot:" + string(id) + ":" + string(role) }
 
-// SlotSessions names the set of live sessions of a slot in the registry.
-func SlotSessions(id SlotID) string { return "slot:" + string(id) }
-
 // ValidateCoordName checks a logical coordination name (lease, limiter or
 // registry key) before an implementation uses it.
 func ValidateCoordName(name string) error {
