@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/liveingest/liveingest/edge/push"
 	"github.com/liveingest/liveingest/edge/tlsauto"
+	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/coord/memory"
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/secret"
@@ -111,17 +113,25 @@ func (c *DevCmd) Run(ctx context.Context, e env) error {
 		httpL.ln.Close()
 		return err
 	}
+	rtmpAddr, err := concreteAddr(c.RTMP)
+	if err != nil {
+		return fmt.Errorf("--rtmp: %w", err)
+	}
+	rtmpsAddr, err := concreteAddr(c.RTMPS)
+	if err != nil {
+		return fmt.Errorf("--rtmps: %w", err)
+	}
 	deployment := slots.Deployment{
 		Regions:   []slots.Region{{ID: c.Region, PublicHost: c.PublicHost}},
-		RTMPPort:  addrPort(c.RTMP),
-		RTMPSPort: addrPort(c.RTMPS),
+		RTMPPort:  addrPort(rtmpAddr),
+		RTMPSPort: addrPort(rtmpsAddr),
 		SRTPort:   addrPort(c.SRT),
 		HTTPPort:  httpL.port(),
 		HTTPSPort: httpsL.port(),
 	}
 	co := memory.New(nil)
 	o := newOps("dev", logger, check{"store", storeReachable(st)})
-	svc, err := devService(st, co, deployment, token, o.registry, logger)
+	svc, err := devService(st, co, deployment, token, rtmpAddr, rtmpsAddr, cert.TLSConfig(), o.registry, logger)
 	if err != nil {
 		httpL.ln.Close()
 		httpsL.ln.Close()
@@ -145,7 +155,7 @@ const devExpireInterval = time.Second
 
 // devService is every tier in one: the origin (API, playback), the edge's
 // Live Push ingest, and the expiry sweeper.
-func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secret.String, reg prometheus.Registerer, logger *slog.Logger) (roleService, error) {
+func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secret.String, rtmpAddr, rtmpsAddr string, tlsConfig *tls.Config, reg prometheus.Registerer, logger *slog.Logger) (roleService, error) {
 	repo, err := newRepo(st, d, logger)
 	if err != nil {
 		return roleService{}, err
@@ -168,7 +178,45 @@ func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secr
 	if err != nil {
 		return roleService{}, err
 	}
-	return roleService{handler: mux, background: []func(context.Context){sw.Run}, close: ps.Close}, nil
+	rs, err := newRTMP(edgeDeps{
+		repo: repo, store: st, locker: co, registry: co, node: "dev", role: keys.Primary, logger: logger, metrics: reg,
+		newLimiter: func(r coord.Rate) (coord.Limiter, error) { return co.NewLimiter(r) },
+	}, rtmpAddr, rtmpsAddr, tlsConfig)
+	if err != nil {
+		_ = ps.Close(context.Background())
+		return roleService{}, err
+	}
+	return roleService{handler: mux, background: []func(context.Context){sw.Run}, close: closeAll(rs.Close, ps.Close)}, nil
+}
+
+// closeAll closes in order and returns the first error: the RTMP server
+// first, so its sessions store their last segment while storage is up.
+func closeAll(closers ...func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var first error
+		for _, c := range closers {
+			if err := c(ctx); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+}
+
+// concreteAddr replaces port 0 with a port that is free now, so that the
+// ingest URLs of slots can name it before the server binds. (Another process
+// could take it in between; port 0 is for tests, which then fail loudly.)
+func concreteAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr, err
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port)), nil
 }
 
 // certHosts are the names the dev certificate covers: the public host and
@@ -231,6 +279,8 @@ func printDevSummary(w io.Writer, c *DevCmd, d slots.Deployment, token secret.St
 	fmt.Fprintf(tw, "  coordination\tin memory\n")
 	fmt.Fprintf(tw, "  http\t%s\n", httpBase)
 	fmt.Fprintf(tw, "  https\t%s\n", httpsBase)
+	fmt.Fprintf(tw, "  rtmp\trtmp://%s/live/<stream key>\n", net.JoinHostPort(c.PublicHost, strconv.Itoa(d.RTMPPort)))
+	fmt.Fprintf(tw, "  rtmps\trtmps://%s/live/<stream key>\n", net.JoinHostPort(c.PublicHost, strconv.Itoa(d.RTMPSPort)))
 	fmt.Fprintf(tw, "  api\t%s/api/v1  (OpenAPI: /api/v1/openapi.json)\n", httpBase)
 	fmt.Fprintf(tw, "  health\t%s/healthz  /readyz  /metrics\n", httpBase)
 	fmt.Fprintf(tw, "  certificate\t%s (self-signed, sha256 %s)\n", cert.CertPath, cert.Fingerprint)

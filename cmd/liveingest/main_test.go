@@ -23,6 +23,15 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
+// devAddrs puts every listener of dev on an ephemeral loopback port: tests
+// never bind fixed ports.
+var devAddrs = []string{"--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--rtmps", "127.0.0.1:0"}
+
+// devArgs is `dev` on ephemeral ports with data in dir, plus extra flags.
+func devArgs(dir string, extra ...string) []string {
+	return append(append([]string{"dev", "--data", dir}, devAddrs...), extra...)
+}
+
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
@@ -215,7 +224,7 @@ func TestDevServesAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	exited := make(chan struct{})
 	go func() {
-		done <- run(ctx, []string{"dev", "--http", "127.0.0.1:0", "--data", data}, &out, &logs)
+		done <- run(ctx, devArgs(data), &out, &logs)
 		close(exited)
 	}()
 	base := waitURL(t, out.String, exited)
@@ -252,7 +261,7 @@ func TestDevPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.ln.Close()
-	err = run(context.Background(), []string{"dev", "--http", first.ln.Addr().String(), "--data", t.TempDir()}, io.Discard, io.Discard)
+	err = run(context.Background(), devArgs(t.TempDir(), "--http", first.ln.Addr().String()), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--http") {
 		t.Fatalf("err = %v, want a listen error naming --http", err)
 	}
@@ -269,7 +278,8 @@ func TestMakeRun(t *testing.T) {
 	}
 	cmd := exec.Command("make", "--no-print-directory", "run")
 	cmd.Dir = "../.."
-	cmd.Env = append(os.Environ(), "LIVEINGEST_HTTP=127.0.0.1:0", "LIVEINGEST_DATA="+t.TempDir(), "LIVEINGEST_LOG_FORMAT=text")
+	cmd.Env = append(os.Environ(), "LIVEINGEST_HTTP=127.0.0.1:0", "LIVEINGEST_HTTPS=127.0.0.1:0", "LIVEINGEST_RTMP=127.0.0.1:0",
+		"LIVEINGEST_RTMPS=127.0.0.1:0", "LIVEINGEST_DATA="+t.TempDir(), "LIVEINGEST_LOG_FORMAT=text")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out syncBuffer
 	stdout, err := cmd.StdoutPipe()

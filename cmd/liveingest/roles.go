@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liveingest/liveingest/edge/push"
+	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/lifecycle"
 	"github.com/liveingest/liveingest/origin/slots"
@@ -272,6 +273,32 @@ type EdgeCmd struct {
 	// IngestRole is the role publishers to this edge write as: the edges of
 	// a region's backup PoP run with backup (R-SLOT-3). Default: primary.
 	IngestRole string `help:"Ingest role of this edge: primary, or backup for a backup PoP." default:"primary" enum:"primary,backup"`
+	// RTMP is the RTMP ingest address; empty turns it off. Default: :1935.
+	RTMP string `name:"rtmp" help:"RTMP ingest address; empty: off." default:":1935"`
+	// RTMPS is the RTMPS ingest address (needs --tls-cert and --tls-key);
+	// empty turns it off. Default: "".
+	RTMPS string `name:"rtmps" help:"RTMPS ingest address (needs --tls-cert/--tls-key); empty: off."`
+}
+
+// Validate checks the edge's own fields after the common ones.
+func (c *EdgeCmd) Validate() error {
+	if err := c.RoleFlags.Validate(); err != nil {
+		return err
+	}
+	if c.RTMP != "" {
+		if err := checkAddr("--rtmp", c.RTMP); err != nil {
+			return err
+		}
+	}
+	if c.RTMPS != "" {
+		if err := checkAddr("--rtmps", c.RTMPS); err != nil {
+			return err
+		}
+		if c.TLSCert == "" || c.TLSKey == "" {
+			return errors.New("--rtmps: needs --tls-cert and --tls-key")
+		}
+	}
+	return nil
 }
 
 // Run starts the edge.
@@ -293,9 +320,27 @@ func (c *EdgeCmd) Run(ctx context.Context, e env) error {
 		if err != nil {
 			return roleService{}, err
 		}
+		var tlsConfig *tls.Config
+		if c.RTMPS != "" {
+			cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+			if err != nil {
+				_ = ps.Close(context.Background())
+				return roleService{}, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+			}
+			tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		}
+		rs, err := newRTMP(edgeDeps{
+			repo: repo, store: rd.store, locker: rd.coord, registry: rd.coord, node: rd.node,
+			role: keys.Role(c.IngestRole), logger: rd.logger, metrics: rd.metrics,
+			newLimiter: func(r coord.Rate) (coord.Limiter, error) { return rd.coord.NewLimiter(r) },
+		}, c.RTMP, c.RTMPS, tlsConfig)
+		if err != nil {
+			_ = ps.Close(context.Background())
+			return roleService{}, err
+		}
 		mux := http.NewServeMux()
 		mux.Handle(push.PathPrefix, ps.Handler())
-		return roleService{handler: mux, close: ps.Close}, nil
+		return roleService{handler: mux, close: closeAll(rs.Close, ps.Close)}, nil
 	})
 }
 

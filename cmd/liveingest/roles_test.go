@@ -27,9 +27,13 @@ func roleArgsOn(t *testing.T, role, bucket string) []string {
 	r := testenv.Redis(t)
 	t.Setenv("LIVEINGEST_S3_SECRET_KEY", m.SecretKey)
 	t.Setenv("LIVEINGEST_ADMIN_TOKEN", roleTestToken)
-	return []string{role, "--http", "127.0.0.1:0", "--region", "eu", "--node-id", "node-1",
+	args := []string{role, "--http", "127.0.0.1:0", "--region", "eu", "--node-id", "node-1",
 		"--s3-endpoint", m.Endpoint, "--s3-region", m.Region, "--s3-bucket", bucket,
 		"--s3-path-style", "--s3-access-key", m.AccessKey, "--redis-addr", r.Addr}
+	if role == "edge" {
+		args = append(args, "--rtmp", "127.0.0.1:0")
+	}
+	return args
 }
 
 // TestRolesServe starts each deployed role against real MinIO and Redis:

@@ -22,7 +22,7 @@ func startDev(t *testing.T) (httpBase, httpsBase, token, data string) {
 	done := make(chan error, 1)
 	exited := make(chan struct{})
 	go func() {
-		done <- run(ctx, []string{"dev", "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--data", data}, &out, io.Discard)
+		done <- run(ctx, devArgs(data), &out, io.Discard)
 		close(exited)
 	}()
 	t.Cleanup(func() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -8,7 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/liveingest/liveingest/edge/admit"
 	"github.com/liveingest/liveingest/edge/push"
+	"github.com/liveingest/liveingest/edge/rtmp"
+	"github.com/liveingest/liveingest/edge/segment"
 	"github.com/liveingest/liveingest/functions/expire"
 	"github.com/liveingest/liveingest/origin/api"
 	"github.com/liveingest/liveingest/origin/coord"
@@ -70,4 +74,52 @@ func newSweeper(repo *slots.Repo, st store.Store, interval time.Duration, reg pr
 		return nil, fmt.Errorf("expire: %w", err)
 	}
 	return s, nil
+}
+
+// edgeDeps are what the stream-key protocols of an edge are built from.
+type edgeDeps struct {
+	repo       *slots.Repo
+	store      store.Store
+	locker     coord.Locker
+	registry   coord.Registry
+	newLimiter func(coord.Rate) (coord.Limiter, error)
+	node       string
+	role       keys.Role
+	logger     *slog.Logger
+	metrics    prometheus.Registerer
+}
+
+// newRTMP builds the RTMP/RTMPS server behind the one admission path and
+// the segmenter (R-EDGE-ADMIT, R-SEG-1). rtmpAddr or rtmpsAddr "" turns
+// that listener off; rtmps needs tlsConfig.
+func newRTMP(d edgeDeps, rtmpAddr, rtmpsAddr string, tlsConfig *tls.Config) (*rtmp.Server, error) {
+	cfg := admit.Config{EdgeID: d.node}.WithDefaults()
+	keyLim, err := d.newLimiter(cfg.KeyRate)
+	if err != nil {
+		return nil, err
+	}
+	authLim, err := d.newLimiter(cfg.AuthFailRate)
+	if err != nil {
+		return nil, err
+	}
+	adm, err := admit.New(cfg, admit.Deps{
+		Slots: d.repo, Locker: d.locker, KeyLimiter: keyLim, AuthLimiter: authLim, Registry: d.registry,
+		Logger: d.logger.With("component", "admit"), Metrics: d.metrics,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("admit: %w", err)
+	}
+	seg, err := segment.New(segment.Config{}, segment.Deps{Store: d.store, Logger: d.logger})
+	if err != nil {
+		return nil, fmt.Errorf("segment: %w", err)
+	}
+	srv, err := rtmp.New(rtmp.Config{Addr: rtmpAddr, TLSAddr: rtmpsAddr, TLSConfig: tlsConfig, Role: d.role},
+		rtmp.Deps{Admitter: adm, Segmenter: seg, Logger: d.logger.With("proto", "rtmp"), Metrics: d.metrics})
+	if err != nil {
+		return nil, fmt.Errorf("rtmp: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("--rtmp/--rtmps: %w", err)
+	}
+	return srv, nil
 }

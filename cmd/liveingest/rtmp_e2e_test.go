@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bufio"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRTMPDev: ffmpeg publishes 30 s of H.264 (2 s GOP) + AAC over RTMP and
+// over RTMPS to dev; while it runs the live status names the session; after,
+// ffprobe decodes the HLS and DASH playback URLs, the media playlist passes
+// mediastreamvalidator-style checks, and the segments are 2 s ± 10 %.
+func TestRTMPDev(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping real-time encoder runs")
+	}
+	base, _, token, _ := startDev(t)
+	for _, proto := range []string{"rtmp", "rtmps"} {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			var created struct {
+				ID        string `json:"id"`
+				StreamKey string `json:"stream_key"`
+				Ingest    map[string]struct {
+					Primary string `json:"primary"`
+				} `json:"ingest_urls"`
+				Playback map[string]string `json:"playback_urls"`
+			}
+			if code := apiCall(t, base, token, "POST", "/slots", map[string]any{"name": "cam-" + proto, "type": "transmux"}, &created); code != http.StatusCreated {
+				t.Fatalf("create: %d", code)
+			}
+			url := strings.Replace(created.Ingest[proto].Primary, "localhost", "127.0.0.1", 1)
+			if !strings.Contains(url, created.StreamKey) {
+				t.Fatalf("ingest url %q does not carry the stream key", url)
+			}
+			enc := startEncoder(t, 30, []string{"-f", "flv"}, url)
+
+			// Live status while publishing.
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				var live struct {
+					Live     bool `json:"live"`
+					Sessions []struct {
+						Protocol    string `json:"protocol"`
+						BitrateKbps int64  `json:"bitrate_kbps"`
+					} `json:"sessions"`
+				}
+				apiCall(t, base, token, "GET", "/slots/"+created.ID+"/live", nil, &live)
+				if live.Live && len(live.Sessions) == 1 && live.Sessions[0].Protocol == proto {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("live status never showed the %s session: %+v\nencoder:\n%s", proto, live, enc.out.String())
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			hls := strings.Replace(created.Playback["hls"], "localhost", "127.0.0.1", 1)
+			dash := strings.Replace(created.Playback["dash"], "localhost", "127.0.0.1", 1)
+			waitStatus(t, hls, http.StatusOK, 30*time.Second)
+			checkDecodes(t, probeLive(t, hls, enc), 0)
+			enc.wait(t, 2*time.Minute)
+
+			checkDecodes(t, probe(t, hls, true, time.Minute), 600) // 30 s at 25 fps, less a trimmed tail
+			checkDecodes(t, probe(t, dash, true, time.Minute), 600)
+			validateMedia(t, strings.TrimSuffix(hls, "index.m3u8")+"video.m3u8", 2*time.Second)
+		})
+	}
+}
+
+var extinf = regexp.MustCompile(`^#EXTINF:([0-9.]+),`)
+
+// validateMedia checks a finished media playlist: target duration ≥ every
+// EXTINF (RFC 8216 §4.3.3.1), a media sequence tag, every segment within
+// 10 % of target except the last, every URI served, and the end tag.
+func validateMedia(t *testing.T, url string, target time.Duration) {
+	t.Helper()
+	code, body := get(t, url)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d", url, code)
+	}
+	var durs []float64
+	var uris []string
+	targetDur, ended, seq := 0, false, false
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		l := sc.Text()
+		switch {
+		case strings.HasPrefix(l, "#EXT-X-TARGETDURATION:"):
+			targetDur, _ = strconv.Atoi(strings.TrimPrefix(l, "#EXT-X-TARGETDURATION:"))
+		case strings.HasPrefix(l, "#EXT-X-MEDIA-SEQUENCE:"):
+			seq = true
+		case l == "#EXT-X-ENDLIST":
+			ended = true
+		case extinf.MatchString(l):
+			d, _ := strconv.ParseFloat(extinf.FindStringSubmatch(l)[1], 64)
+			durs = append(durs, d)
+		case l != "" && !strings.HasPrefix(l, "#"):
+			uris = append(uris, l)
+		}
+	}
+	if !ended || !seq || targetDur == 0 || len(durs) < 10 || len(durs) != len(uris) {
+		t.Fatalf("playlist: ended=%v sequence=%v target=%d segments=%d uris=%d\n%s", ended, seq, targetDur, len(durs), len(uris), body)
+	}
+	for i, d := range durs {
+		if d > float64(targetDur) {
+			t.Errorf("EXTINF %.3f > target duration %d", d, targetDur)
+		}
+		if want := target.Seconds(); i < len(durs)-1 && (d < want*0.9 || d > want*1.1) {
+			t.Errorf("segment %d lasts %.3f s, want %.1f s ± 10 %%", i, d, want)
+		}
+	}
+	dir := url[:strings.LastIndexByte(url, '/')+1]
+	for _, u := range uris {
+		if code, _ := get(t, dir+u); code != http.StatusOK {
+			t.Errorf("segment %s: %d", u, code)
+		}
+	}
+}
