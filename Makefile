@@ -9,7 +9,7 @@ FUZZTIME      ?= 30s
 TEST_TIMEOUT  ?= 30m
 export PATH   := $(GOBIN):$(PATH)
 
-.PHONY: run build test deps vet unit fuzz
+.PHONY: run build test deps vet unit fuzz bench bench-deps
 
 ## run: start `liveingest dev` (everything in one process, no other service needed)
 run:
@@ -52,3 +52,38 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRelPath$$' -fuzztime $(FUZZTIME) ./origin/keys
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateName$$' -fuzztime $(FUZZTIME) ./origin/slots
 	$(GO) test -run '^$$' -fuzz '^FuzzPushPath$$' -fuzztime $(FUZZTIME) ./edge/push
+
+# The load benchmark (docs/performance.md). BENCH_CPU is the one core the
+# servers are pinned to; the generator runs on the other cores.
+BENCH_N        ?= 16,64
+BENCH_DURATION ?= 40s
+BENCH_CPU      ?= 0
+BENCH_FLAGS    ?= --find-max
+BENCH_PACKAGES := ffmpeg nginx libnginx-mod-rtmp
+
+## bench-deps: ffmpeg and nginx with the RTMP module (the reference server), where missing
+# (a temporary policy-rc.d keeps the nginx package from starting a system nginx on :80)
+bench-deps:
+	@missing=""; for p in $(BENCH_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		policy=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			policy=1; printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null; $$SUDO chmod +x /usr/sbin/policy-rc.d; \
+		fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+			|| echo "bench-deps: could not install$$missing; make bench skips what needs them"; \
+		[ -z "$$policy" ] || $$SUDO rm -f /usr/sbin/policy-rc.d; \
+	fi
+
+## bench: RTMP load benchmark at N=$(BENCH_N) on one core against liveingest and nginx-rtmp, then the highest clean N; updates docs/performance.md
+bench: bench-deps
+	$(GO) build -o bin/liveingest ./cmd/liveingest
+	$(GO) build -o bin/liveingest-bench ./cmd/liveingest-bench
+	@gen=""; n=$$(nproc); if [ "$$n" -ge 2 ]; then gen="taskset -c $$(seq 0 $$((n-1)) | grep -vx '$(BENCH_CPU)' | paste -sd,)"; fi; \
+	set -x; $$gen bin/liveingest-bench --target liveingest --binary bin/liveingest --cpus $(BENCH_CPU) \
+		--n $(BENCH_N) --compare nginx --duration $(BENCH_DURATION) $(BENCH_FLAGS) \
+		--json bin/bench-report.json --doc docs/performance.md
