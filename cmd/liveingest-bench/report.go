@@ -1,0 +1,370 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// Machine are the facts a number needs next to it.
+type Machine struct {
+	NProc     int    `json:"nproc"`
+	CPUModel  string `json:"cpu_model"`
+	MemTotal  string `json:"mem_total"`
+	Kernel    string `json:"kernel"`
+	GoVersion string `json:"go_version"`
+	// GenCPUs are the CPUs the generator (this process) may run on.
+	GenCPUs string `json:"generator_cpus"`
+	// WorkFS is the file system of --work-dir, where liveingest's disk
+	// store lives: its fsync cost is part of every segment.
+	WorkFS string `json:"work_dir_fs,omitempty"`
+}
+
+// fsNames are statfs(2) magic numbers of the usual Linux file systems.
+var fsNames = map[int64]string{0xEF53: "ext4", 0x01021994: "tmpfs", 0x58465342: "xfs",
+	0x9123683E: "btrfs", 0x794c7630: "overlayfs", 0x6969: "nfs", 0x2FC12FC1: "zfs"}
+
+// fsType names the file system holding dir.
+func fsType(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return ""
+	}
+	if n, ok := fsNames[int64(st.Type)]; ok {
+		return n
+	}
+	return fmt.Sprintf("fs type 0x%x", st.Type)
+}
+
+// ReadMachine reads /proc; missing facts stay empty.
+func ReadMachine(workDir string) Machine {
+	m := Machine{GoVersion: runtime.Version(), WorkFS: fsType(workDir)}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			k, v, ok := strings.Cut(line, ":")
+			switch k = strings.TrimSpace(k); {
+			case !ok:
+			case k == "processor":
+				m.NProc++
+			case k == "model name" && m.CPUModel == "":
+				m.CPUModel = strings.TrimSpace(v)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if rest, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				m.GenCPUs = strings.TrimSpace(rest)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+				f := strings.Fields(rest)
+				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					m.MemTotal = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+				}
+			}
+		}
+	}
+	return m
+}
+
+// SampleInfo describes the replayed clip as measured, not as requested.
+type SampleInfo struct {
+	Width     int     `json:"width"`
+	Height    int     `json:"height"`
+	FPS       int     `json:"fps"`
+	GOPS      float64 `json:"gop_s"`
+	LoopS     float64 `json:"loop_s"`
+	Kbps      float64 `json:"kbps"`
+	Frames    int     `json:"frames_per_loop"`
+	VideoKbps int     `json:"video_kbps_target"`
+}
+
+// gitSource names the commit the numbers belong to, and says when the
+// working tree differs from it; "" outside a git checkout.
+func gitSource() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	s := "commit " + strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		s += " with uncommitted changes"
+	}
+	return s
+}
+
+// Ratio compares the main target with the reference at one N.
+type Ratio struct {
+	N        int     `json:"n"`
+	CPUOurs  float64 `json:"cpu_ms_per_stream_s"`
+	CPURef   float64 `json:"ref_cpu_ms_per_stream_s"`
+	CPURatio float64 `json:"cpu_ratio"`
+	RSSOurs  float64 `json:"rss_per_stream_mib"`
+	RSSRef   float64 `json:"ref_rss_per_stream_mib"`
+	RSSRatio float64 `json:"rss_ratio"`
+}
+
+// FindMax is the outcome of --find-max.
+type FindMax struct {
+	Target   string `json:"target"`
+	Steps    []int  `json:"steps"`
+	MaxClean int    `json:"max_clean"` // 0: not even the first step
+	StopN    int    `json:"stopped_at,omitempty"`
+	StopWhy  string `json:"stopped_because,omitempty"`
+	Limited  string `json:"limited_by,omitempty"` // "generator" when the bench, not the server, gave out
+	Pending  string `json:"pending,omitempty"`    // the target could not run here
+}
+
+// Report is the whole output of one invocation.
+type Report struct {
+	Generated time.Time   `json:"generated"`
+	Command   string      `json:"command"`
+	Source    string      `json:"source,omitempty"` // git commit of the working tree
+	Machine   Machine     `json:"machine"`
+	ServerCPU string      `json:"server_cpus,omitempty"` // taskset list
+	Sample    SampleInfo  `json:"sample"`
+	DurationS float64     `json:"duration_s"`
+	Reference string      `json:"reference,omitempty"`
+	Runs      []RunResult `json:"runs"`
+	Ratios    []Ratio     `json:"ratios,omitempty"`
+	FindMax   *FindMax    `json:"find_max,omitempty"`
+}
+
+// AddRatios pairs runs of main and ref at equal N.
+func (r *Report) AddRatios(main, ref string) {
+	for _, a := range r.Runs {
+		if a.Target != main || a.Err != "" {
+			continue
+		}
+		for _, b := range r.Runs {
+			if b.Target != ref || b.N != a.N || b.Err != "" {
+				continue
+			}
+			r.Ratios = append(r.Ratios, Ratio{N: a.N,
+				CPUOurs: a.CPUmsPerSS, CPURef: b.CPUmsPerSS, CPURatio: div(a.CPUmsPerSS, b.CPUmsPerSS),
+				RSSOurs: a.RSSPerMiB, RSSRef: b.RSSPerMiB, RSSRatio: div(a.RSSPerMiB, b.RSSPerMiB)})
+			break
+		}
+	}
+}
+
+func div(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
+}
+
+// WriteJSON writes the report to path.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+func f2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+
+// latency formats p50/p99; "—" where the target has no store to watch.
+func latency(r RunResult) string {
+	if !r.Watched {
+		return "—"
+	}
+	return f1(r.LatP50ms) + " / " + f1(r.LatP99ms)
+}
+
+func segs(r RunResult) string {
+	if !r.Watched {
+		return "—"
+	}
+	return fmt.Sprintf("%d / %d of %d", r.SegLate, r.SegMissing, r.SegExpected)
+}
+
+func cleanCell(r RunResult) string {
+	if r.Clean {
+		return "yes"
+	}
+	return "no: " + strings.Join(r.Why, "; ")
+}
+
+// WriteTable prints the human summary.
+func (r *Report) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\tN\tCPU %\tCPU ms/stream-s\tRSS idle MiB\tRSS load MiB\tRSS/stream MiB\tlat p50/p99 ms\tlate/missing of\tfailed/behind\tgen wake p99 ms\tclean\t")
+	for _, x := range r.Runs {
+		if x.Err != "" {
+			fmt.Fprintf(tw, "%s\t%d\t\t\t\t\t\t\t\t\t\terror (below)\t\n", x.Target, x.N)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t\n", x.Target, x.N,
+			f1(x.CPUPct), f2(x.CPUmsPerSS), f1(x.IdleRSSMiB), f1(x.RSSMiB), f2(x.RSSPerMiB),
+			latency(x), segs(x), x.Failed, x.Behind, f1(x.GenWakeP99ms), cleanCell(x))
+	}
+	_ = tw.Flush()
+	for _, x := range r.Runs {
+		if x.Err != "" {
+			fmt.Fprintf(w, "  %s N=%d: %s\n", x.Target, x.N, x.Err)
+		}
+		for _, e := range x.Errors {
+			fmt.Fprintf(w, "  %s N=%d: %s\n", x.Target, x.N, e)
+		}
+		if x.GenBottleneck {
+			fmt.Fprintf(w, "WARNING: %s N=%d: the generator was the bottleneck (wake-up p99 %s ms, generator CPU %s%%): its numbers say nothing about the server\n",
+				x.Target, x.N, f1(x.GenWakeP99ms), f1(x.GenCPUPct))
+		}
+	}
+	for _, q := range r.Ratios {
+		fmt.Fprintf(w, "ratio %s/%s N=%d: CPU ms per stream-second %s× (%s / %s), RSS per stream %s× (%s / %s MiB)\n",
+			mainTarget(r), r.Reference, q.N, f2(q.CPURatio), f2(q.CPUOurs), f2(q.CPURef), f2(q.RSSRatio), f2(q.RSSOurs), f2(q.RSSRef))
+	}
+	if fm := r.FindMax; fm != nil {
+		fmt.Fprintln(w, findMaxLine(fm))
+	}
+}
+
+func mainTarget(r *Report) string {
+	if len(r.Runs) > 0 {
+		return r.Runs[0].Target
+	}
+	return ""
+}
+
+func findMaxLine(fm *FindMax) string {
+	if fm.Pending != "" {
+		return fmt.Sprintf("highest clean N for %s: pending (%s)", fm.Target, fm.Pending)
+	}
+	s := fmt.Sprintf("highest clean N for %s: %d (steps %v)", fm.Target, fm.MaxClean, fm.Steps)
+	if fm.StopN > 0 {
+		s += fmt.Sprintf("; N=%d was not clean: %s", fm.StopN, fm.StopWhy)
+	} else {
+		s += "; every step was clean"
+	}
+	if fm.Limited != "" {
+		s += "; limited by the " + fm.Limited + ", so the server's real limit is higher"
+	}
+	return s
+}
+
+// Markers delimit the generated part of docs/performance.md; the prose
+// around them is written by hand and kept.
+const (
+	markBegin = "<!-- bench:begin — generated by cmd/liveingest-bench; edits up to bench:end are overwritten -->"
+	markEnd   = "<!-- bench:end -->"
+)
+
+// Markdown is the generated results section.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	p := func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }
+	m := r.Machine
+	p("### Results of %s\n\n", r.Generated.Format("2006-01-02 15:04 MST"))
+	p("Command (what `make bench` ran):\n\n```sh\n%s\n```\n\n", r.Command)
+	if r.Source != "" {
+		p("- Source: %s.\n", r.Source)
+	}
+	p("- Machine: %d × %s, %s RAM, Linux %s, %s; the servers' files on %s.\n", m.NProc, m.CPUModel, m.MemTotal, m.Kernel, m.GoVersion, m.WorkFS)
+	if r.ServerCPU != "" {
+		p("- Server pinned with `taskset -c %s`; the generator (this tool) on CPUs %s. Percentages are of one core.\n", r.ServerCPU, m.GenCPUs)
+	} else {
+		p("- Server not pinned; the generator on CPUs %s. Percentages are of one core.\n", m.GenCPUs)
+	}
+	s := r.Sample
+	p("- Sample: %dx%d %d fps H.264 (%.0f s GOP, %d kb/s target) + AAC, %.0f kb/s measured, a %.0f s clip looped; each publisher sends it in real time for %.0f s.\n",
+		s.Width, s.Height, s.FPS, s.GOPS, s.VideoKbps, s.Kbps, s.LoopS, r.DurationS)
+	versions := map[string]bool{}
+	for _, x := range r.Runs {
+		if x.Version != "" && !versions[x.Target] {
+			versions[x.Target] = true
+			p("- %s: %s.\n", x.Target, x.Version)
+		}
+	}
+	p("\n| target | N | CPU %% of a core | CPU ms / stream-s | RSS idle → load MiB | RSS / stream MiB | keyframe → segment p50 / p99 ms | late / missing of expected | publishers failed / behind | clean |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, x := range r.Runs {
+		switch {
+		case x.Skipped && x.Target == "liveingest":
+			// The liveingest rows wait for a build whose dev serves RTMP.
+			p("| %s | %d | pending: run `make bench` once RTMP ingest is wired into `liveingest dev` ||||||||\n", x.Target, x.N)
+		case x.Err != "":
+			p("| %s | %d | error: %s ||||||||\n", x.Target, x.N, mdEscape(x.Err))
+		default:
+			p("| %s | %d | %s | %s | %s → %s | %s | %s | %s | %d / %d | %s |\n", x.Target, x.N,
+				f1(x.CPUPct), f2(x.CPUmsPerSS), f1(x.IdleRSSMiB), f1(x.RSSMiB), f2(x.RSSPerMiB),
+				latency(x), segs(x), x.Failed, x.Behind, mdEscape(cleanCell(x)))
+		}
+	}
+	p("\n")
+	if len(r.Ratios) > 0 {
+		p("Ratios, %s / %s (lower is better for us):\n\n", mainTarget(r), r.Reference)
+		for _, q := range r.Ratios {
+			p("- N=%d: CPU ms per stream-second **%s×** (%s / %s); RSS per stream **%s×** (%s / %s MiB).\n",
+				q.N, f2(q.CPURatio), f2(q.CPUOurs), f2(q.CPURef), f2(q.RSSRatio), f2(q.RSSOurs), f2(q.RSSRef))
+		}
+		p("\n")
+	} else if r.Reference != "" {
+		p("Ratios: pending (needs a clean pair of runs at the same N).\n\n")
+	}
+	if fm := r.FindMax; fm != nil && fm.Pending != "" {
+		p("Highest clean N on the pinned core: pending: run `make bench` once %s can run here.\n\n", fm.Target)
+	} else if fm != nil {
+		p("Highest clean N on the pinned core: **%d** (steps %v)", fm.MaxClean, fm.Steps)
+		if fm.StopN > 0 {
+			p("; N=%d was not clean: %s", fm.StopN, mdEscape(fm.StopWhy))
+		}
+		if fm.Limited != "" {
+			p("; limited by the %s, so the server's real limit is higher", fm.Limited)
+		}
+		p(".\n\n")
+	}
+	for _, x := range r.Runs {
+		if x.GenBottleneck {
+			p("Warning: %s N=%d was limited by the generator (wake-up p99 %s ms, generator CPU %s%%).\n\n", x.Target, x.N, f1(x.GenWakeP99ms), f1(x.GenCPUPct))
+		}
+	}
+	return b.String()
+}
+
+func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+// UpdateDoc replaces the generated section of the Markdown file at path (or
+// appends one), keeping everything outside the markers.
+func UpdateDoc(path, section string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	block := markBegin + "\n\n" + section + markEnd + "\n"
+	doc := string(old)
+	i := strings.Index(doc, markBegin)
+	j := strings.Index(doc, markEnd)
+	switch {
+	case i >= 0 && j > i:
+		doc = doc[:i] + block + strings.TrimPrefix(doc[j+len(markEnd):], "\n")
+	default:
+		if doc != "" && !strings.HasSuffix(doc, "\n\n") {
+			doc = strings.TrimRight(doc, "\n") + "\n\n"
+		}
+		doc += block
+	}
+	return os.WriteFile(path, []byte(doc), 0o644)
+}

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// RunConfig is the shape of one run (one target, one N).
+type RunConfig struct {
+	N        int
+	Duration time.Duration // how long each publisher publishes
+	Warmup   time.Duration // after the last publisher started, before the CPU/RSS window
+	Idle     time.Duration // idle measurement before publishing
+	Poll     time.Duration // segment watcher interval
+	// CPUCores is the number of cores the server may use (1 when pinned to
+	// one): the clean-run CPU limit is 95 % of them.
+	CPUCores int
+}
+
+// Run thresholds.
+const (
+	cleanCPUShare = 0.95
+	// fellBehind is the lag at which a publisher counts as no longer real
+	// time: a stall, not jitter (behindLag counts the jitter).
+	fellBehind = 500 * time.Millisecond
+	// generatorLate is the wake-up lateness (p99) above which the bench
+	// itself was too slow for its own schedule.
+	generatorLate = 50 * time.Millisecond
+	// cutMargin: keyframes sent this close to a publisher's end may close
+	// their segment only when the session ends; they are not judged.
+	cutMargin = 500 * time.Millisecond
+)
+
+// RunResult is everything measured in one run. Times in ms, sizes in MiB.
+type RunResult struct {
+	Target  string    `json:"target"`
+	Version string    `json:"version,omitempty"`
+	N       int       `json:"n"`
+	Started time.Time `json:"started"`
+	Err     string    `json:"error,omitempty"`
+	Skipped bool      `json:"skipped,omitempty"` // target unavailable here
+
+	WindowS    float64 `json:"window_s"` // CPU/RSS measurement window
+	IdleCPUPct float64 `json:"idle_cpu_pct"`
+	CPUPct     float64 `json:"cpu_pct"` // of one core, in the window
+	CPUmsPerSS float64 `json:"cpu_ms_per_stream_s"`
+	IdleRSSMiB float64 `json:"idle_rss_mib"`
+	RSSMiB     float64 `json:"rss_mib"` // mean in the window
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	RSSPerMiB  float64 `json:"rss_per_stream_mib"`
+	Procs      int     `json:"procs"`
+
+	Failed     int      `json:"publishers_failed"`
+	Behind     int      `json:"publishers_behind"` // max lag > fellBehind
+	LateFrames int64    `json:"frames_late"`       // sent > behindLag after schedule
+	Frames     int64    `json:"frames"`
+	IngestMbps float64  `json:"ingest_mbps"`
+	Errors     []string `json:"errors,omitempty"` // first few publisher errors
+
+	Watched     bool    `json:"watched"` // segments were watched in the store
+	SegExpected int     `json:"segments_expected"`
+	SegFound    int     `json:"segments_found"`
+	SegMissing  int     `json:"segments_missing"`
+	SegLate     int     `json:"segments_late"`
+	SegExtra    int     `json:"segments_extra"` // more than the cut model predicts
+	LatP50ms    float64 `json:"latency_p50_ms"`
+	LatP99ms    float64 `json:"latency_p99_ms"`
+	LatMaxms    float64 `json:"latency_max_ms"`
+
+	GenCPUPct     float64 `json:"generator_cpu_pct"` // of the cores it may use
+	GenWakeP99ms  float64 `json:"generator_wake_p99_ms"`
+	GenWakeMaxms  float64 `json:"generator_wake_max_ms"`
+	WriteP99ms    float64 `json:"write_block_p99_ms"`
+	WriteMaxms    float64 `json:"write_block_max_ms"`
+	GenBottleneck bool    `json:"generator_bottleneck"`
+
+	Clean bool     `json:"clean"`
+	Why   []string `json:"why_not_clean,omitempty"`
+	Log   string   `json:"server_log,omitempty"`
+}
+
+// usageWindow samples a process tree from `from` to `to`: CPU at both ends,
+// RSS every second in between.
+type usageWindow struct {
+	first, last Usage
+	selfA       time.Duration
+	selfB       time.Duration
+	rssSum      int64
+	rssN        int64
+	rssMax      int64
+	err         error
+}
+
+func sampleWindow(ctx context.Context, proc Proc, pid int, from, to time.Time) (w usageWindow) {
+	if !sleepUntil(ctx, from) {
+		w.err = ctx.Err()
+		return w
+	}
+	w.selfA, _ = proc.Self()
+	if w.first, w.err = proc.Usage(pid); w.err != nil {
+		return w
+	}
+	add := func(u Usage) {
+		w.rssSum += u.RSS
+		w.rssN++
+		w.rssMax = max(w.rssMax, u.RSS)
+	}
+	add(w.first)
+	for next := from.Add(time.Second); next.Before(to); next = next.Add(time.Second) {
+		if !sleepUntil(ctx, next) {
+			w.err = ctx.Err()
+			return w
+		}
+		u, err := proc.Usage(pid)
+		if err != nil {
+			w.err = err
+			return w
+		}
+		add(u)
+	}
+	if !sleepUntil(ctx, to) {
+		w.err = ctx.Err()
+		return w
+	}
+	w.selfB, _ = proc.Self()
+	if w.last, w.err = proc.Usage(pid); w.err == nil {
+		add(w.last)
+	}
+	return w
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	select {
+	case <-time.After(time.Until(t)):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+const mib = 1 << 20
+
+// Run starts target, measures it idle, publishes cfg.N streams of sample for
+// cfg.Duration and measures it loaded, then stops it. Failures of the run
+// itself come back in RunResult.Err; ErrUnavailable marks it Skipped.
+func Run(ctx context.Context, t Target, s *Sample, cfg RunConfig, logf func(string, ...any)) RunResult {
+	res := RunResult{Target: t.Name(), N: cfg.N, Started: time.Now().UTC()}
+	rt, err := t.Start(ctx, cfg.N)
+	if err != nil {
+		res.Err, res.Skipped = err.Error(), errors.Is(err, ErrUnavailable)
+		return res
+	}
+	res.Version = rt.Version
+	defer func() {
+		if err := rt.Stop(); err != nil {
+			logf("stop %s: %v", t.Name(), err)
+		}
+		res.Log = rt.Log
+	}()
+	proc := Proc{Root: "/proc"}
+
+	// Idle: after the slots exist, before anyone publishes.
+	idleFrom := time.Now().Add(time.Second)
+	idle := sampleWindow(ctx, proc, rt.PID, idleFrom, idleFrom.Add(cfg.Idle))
+	if idle.err != nil {
+		res.Err = fmt.Sprintf("idle measurement: %v", idle.err)
+		return res
+	}
+	res.IdleRSSMiB = float64(idle.rssSum) / float64(idle.rssN) / mib
+	res.IdleCPUPct = pct(idle.last.CPU-idle.first.CPU, idle.last.At.Sub(idle.first.At))
+
+	// Publishers start one GOP apart in all, so keyframes (and segment
+	// cuts) spread evenly as with independent encoders, and connect a
+	// second before their first frame.
+	gop := s.Loop / time.Duration(s.Keyframes)
+	t0 := time.Now().Add(time.Second)
+	pubs := make([]*Publisher, cfg.N)
+	for i := range pubs {
+		start := t0.Add(gop * time.Duration(i) / time.Duration(cfg.N))
+		pubs[i] = &Publisher{Index: i, URL: rt.URLs[i], Sample: s, Start: start, End: start.Add(cfg.Duration)}
+	}
+	winFrom := t0.Add(gop + cfg.Warmup)
+	winTo := t0.Add(cfg.Duration)
+	if !winTo.After(winFrom.Add(time.Second)) {
+		res.Err = fmt.Sprintf("--duration %v leaves no measurement window after --warmup %v", cfg.Duration, cfg.Warmup)
+		return res
+	}
+
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var apps Appearances
+	var wg sync.WaitGroup
+	if rt.SegmentDirs != nil {
+		res.Watched = true
+		w := &Watcher{Dirs: rt.SegmentDirs, Interval: cfg.Poll}
+		wg.Go(func() { apps = w.Run(wctx) })
+	}
+	var win usageWindow
+	var sg sync.WaitGroup
+	sg.Go(func() { win = sampleWindow(ctx, proc, rt.PID, winFrom, winTo) })
+	results := make([]PubResult, cfg.N)
+	var pg sync.WaitGroup
+	for i, p := range pubs {
+		pg.Go(func() { results[i] = p.Run(ctx) })
+	}
+	logf("%s N=%d: publishing for %v", t.Name(), cfg.N, cfg.Duration)
+	pg.Wait()
+	sg.Wait()
+	if rt.SegmentDirs != nil {
+		// The last judged cut is cutMargin before the end; give it a
+		// segment duration (the late limit) and a poll to show up.
+		sleepUntil(ctx, time.Now().Add(rt.SegmentDuration+2*cfg.Poll))
+		stopWatch()
+		wg.Wait()
+	}
+	if win.err != nil {
+		res.Err = fmt.Sprintf("load measurement: %v", win.err)
+		return res
+	}
+
+	elapsed := win.last.At.Sub(win.first.At)
+	res.WindowS = elapsed.Seconds()
+	cpu := win.last.CPU - win.first.CPU
+	res.CPUPct = pct(cpu, elapsed)
+	res.CPUmsPerSS = float64(cpu.Milliseconds()) / (float64(cfg.N) * elapsed.Seconds())
+	res.RSSMiB = float64(win.rssSum) / float64(win.rssN) / mib
+	res.PeakRSSMiB = float64(win.rssMax) / mib
+	res.RSSPerMiB = (res.RSSMiB - res.IdleRSSMiB) / float64(cfg.N)
+	res.Procs = win.last.Procs
+	res.GenCPUPct = pct(win.selfB-win.selfA, elapsed) / float64(runtime.NumCPU())
+
+	summarizePublishers(&res, results)
+	if apps != nil {
+		judgeSegments(&res, results, apps, rt.SegmentDuration)
+	}
+	judge(&res, cfg)
+	return res
+}
+
+func pct(cpu, wall time.Duration) float64 {
+	if wall <= 0 {
+		return 0
+	}
+	return 100 * cpu.Seconds() / wall.Seconds()
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func summarizePublishers(res *RunResult, results []PubResult) {
+	var wake, write Histogram
+	var bytes int64
+	var first, last time.Time
+	for _, r := range results {
+		wake.Merge(&r.WakeLag)
+		write.Merge(&r.WriteLag)
+		res.Frames += int64(r.Frames)
+		res.LateFrames += int64(r.Behind)
+		bytes += r.Bytes
+		if r.Err != nil {
+			res.Failed++
+			if len(res.Errors) < 5 {
+				res.Errors = append(res.Errors, fmt.Sprintf("publisher %d: %v", r.Index, r.Err))
+			}
+		}
+		if r.MaxLag > fellBehind {
+			res.Behind++
+		}
+		if !r.Started.IsZero() && (first.IsZero() || r.Started.Before(first)) {
+			first = r.Started
+		}
+		if r.Stopped.After(last) {
+			last = r.Stopped
+		}
+	}
+	if d := last.Sub(first); d > 0 && !first.IsZero() {
+		res.IngestMbps = float64(bytes*8) / d.Seconds() / 1e6
+	}
+	res.GenWakeP99ms, res.GenWakeMaxms = ms(wake.Quantile(99)), ms(wake.Max)
+	res.WriteP99ms, res.WriteMaxms = ms(write.Quantile(99)), ms(write.Max)
+	res.GenBottleneck = wake.Quantile(99) > generatorLate || res.GenCPUPct > 90
+}
+
+// Cuts models the segmenter's cut rule (edge/segment: a segment ends at the
+// first video keyframe at least segDur after the segment's first one) over
+// the keyframes a publisher sent: cut j closes segment seq j.
+func Cuts(keys []KeySent, segDur time.Duration) []KeySent {
+	if len(keys) == 0 {
+		return nil
+	}
+	var cuts []KeySent
+	start := keys[0].DTS
+	for _, k := range keys[1:] {
+		if k.DTS-start >= segDur {
+			cuts = append(cuts, k)
+			start = k.DTS
+		}
+	}
+	return cuts
+}
+
+// judgeSegments matches each publisher's cuts to the segments that
+// appeared: latency = appearance − send time of the closing keyframe.
+func judgeSegments(res *RunResult, results []PubResult, apps Appearances, segDur time.Duration) {
+	var lats []time.Duration
+	for i, r := range results {
+		cuts := Cuts(r.Keys, segDur)
+		seen := apps[i]
+		for j, c := range cuts {
+			if c.Sent.After(r.Stopped.Add(-cutMargin)) {
+				break
+			}
+			res.SegExpected++
+			if j >= len(seen) {
+				res.SegMissing++
+				continue
+			}
+			res.SegFound++
+			lat := seen[j].Sub(c.Sent)
+			lats = append(lats, lat)
+			if lat > segDur {
+				res.SegLate++
+			}
+		}
+		// A session's end flushes its last partial segment: one more than
+		// the cuts is normal.
+		if extra := len(seen) - len(cuts) - 1; extra > 0 {
+			res.SegExtra += extra
+		}
+	}
+	res.LatP50ms = ms(Percentile(lats, 50))
+	res.LatP99ms = ms(Percentile(lats, 99))
+	if len(lats) > 0 {
+		res.LatMaxms = ms(Percentile(lats, 100))
+	}
+}
+
+// judge decides whether the run was clean and says why not.
+func judge(res *RunResult, cfg RunConfig) {
+	why := func(f string, a ...any) { res.Why = append(res.Why, fmt.Sprintf(f, a...)) }
+	if res.Failed > 0 {
+		why("%d publisher(s) failed", res.Failed)
+	}
+	if res.Behind > 0 {
+		why("%d publisher(s) fell behind real time (lag > %v)", res.Behind, fellBehind)
+	}
+	if res.SegMissing > 0 {
+		why("%d segment(s) missing", res.SegMissing)
+	}
+	if res.SegLate > 0 {
+		why("%d segment(s) late", res.SegLate)
+	}
+	if res.Watched && res.SegExpected == 0 {
+		why("no segment expected: the run was too short to judge")
+	}
+	if limit := 100 * cleanCPUShare * float64(cfg.CPUCores); res.CPUPct >= limit {
+		why("server CPU %.0f%% ≥ %.0f%%", res.CPUPct, limit)
+	}
+	if res.GenBottleneck {
+		why("the generator was the bottleneck (wake-up p99 %.0f ms, CPU %.0f%%)", res.GenWakeP99ms, res.GenCPUPct)
+	}
+	res.Clean = len(res.Why) == 0 && res.Err == ""
+}
