@@ -186,6 +186,7 @@ type roleService struct {
 	handler    http.Handler                    // mounted at "/" on the role's servers; nil: ops only
 	background []func(ctx context.Context)     // run until the role stops (sweepers)
 	close      func(ctx context.Context) error // after the servers stopped; may be nil
+	logAttrs   []any                           // added to the "started" line (e.g. bound addresses)
 }
 
 // runRole connects a deployed role to S3 and Redis and serves its ops
@@ -242,7 +243,7 @@ func runRole(ctx context.Context, e env, role string, r *RoleFlags, build func(r
 	if len(ls) > 1 {
 		attrs = append(attrs, "https", ls[1].ln.Addr().String())
 	}
-	logger.Info("started", attrs...)
+	logger.Info("started", append(attrs, svc.logAttrs...)...)
 	return serveWith(ctx, o, logger, svc, ls...)
 }
 
@@ -340,7 +341,14 @@ func (c *EdgeCmd) Run(ctx context.Context, e env) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle(push.PathPrefix, ps.Handler())
-		return roleService{handler: mux, close: closeAll(rs.Close, ps.Close)}, nil
+		var bound []any
+		if a := rs.Addr(); a != nil {
+			bound = append(bound, "rtmp", a.String())
+		}
+		if a := rs.TLSAddr(); a != nil {
+			bound = append(bound, "rtmps", a.String())
+		}
+		return roleService{handler: mux, close: closeAll(rs.Close, ps.Close), logAttrs: bound}, nil
 	})
 }
 

@@ -2,12 +2,16 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"io"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/liveingest/liveingest/internal/testenv"
 )
 
 // TestRTMPDev: ffmpeg publishes 30 s of H.264 (2 s GOP) + AAC over RTMP and
@@ -119,4 +123,73 @@ func validateMedia(t *testing.T, url string, target time.Duration) {
 			t.Errorf("segment %s: %d", u, code)
 		}
 	}
+}
+
+// TestRTMPSecondEdge: two edge processes share Redis and MinIO; while a
+// publisher is live on edge A, the same stream key on edge B is rejected
+// with the reason (ffmpeg prints it); once A's publisher is gone, B takes it.
+func TestRTMPSecondEdge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping real-time encoder runs")
+	}
+	bucket := testenv.MinIO(t).NewBucket(t)
+	originBase, _ := startRole(t, roleArgsOn(t, "origin", bucket))
+	var created struct {
+		ID        string `json:"id"`
+		StreamKey string `json:"stream_key"`
+	}
+	if code := apiCall(t, originBase, roleTestToken, "POST", "/slots", map[string]any{"name": "two-edges", "region": "eu"}, &created); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	edgeRTMP := func(node string) string {
+		args := roleArgsOn(t, "edge", bucket)
+		for i, a := range args {
+			if a == "--node-id" {
+				args[i+1] = node
+			}
+		}
+		var logs syncBuffer
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, args, io.Discard, &logs) }()
+		t.Cleanup(func() { cancel(); <-done })
+		waitLogged(t, &logs, done, "http")
+		m := regexp.MustCompile(`"rtmp":"([^"]+)"`).FindStringSubmatch(logs.String())
+		if m == nil {
+			t.Fatalf("edge %s logged no rtmp address:\n%s", node, logs.String())
+		}
+		return "rtmp://" + m[1] + "/live/" + created.StreamKey
+	}
+	urlA, urlB := edgeRTMP("edge-a"), edgeRTMP("edge-b")
+
+	first := startEncoder(t, 12, []string{"-f", "flv"}, urlA)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var live struct {
+			Sessions []struct {
+				Edge string `json:"edge"`
+			} `json:"sessions"`
+		}
+		apiCall(t, originBase, roleTestToken, "GET", "/slots/"+created.ID+"/live", nil, &live)
+		if len(live.Sessions) == 1 && live.Sessions[0].Edge == "edge-a" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edge-a's session never showed: %+v", live)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	second := startEncoder(t, 4, []string{"-f", "flv"}, urlB)
+	select {
+	case err := <-second.done:
+		second.done <- err
+		if err == nil || !strings.Contains(second.out.String(), "busy") {
+			t.Fatalf("second publisher on edge-b: err=%v, want a busy rejection; ffmpeg said:\n%s", err, second.out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second publisher was not rejected")
+	}
+	first.wait(t, time.Minute)
+	third := startEncoder(t, 4, []string{"-f", "flv"}, urlB)
+	third.wait(t, time.Minute) // accepted now: ffmpeg exits 0 after publishing
 }
