@@ -189,6 +189,18 @@ func TestRTMPSecondEdge(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the second publisher was not rejected")
 	}
+	// The operator sees the refusal and its reason in the live status.
+	var live struct {
+		Live   bool `json:"live"`
+		Recent []struct {
+			Edge      string `json:"edge"`
+			EndReason string `json:"end_reason"`
+		} `json:"recent"`
+	}
+	apiCall(t, originBase, roleTestToken, "GET", "/slots/"+created.ID+"/live", nil, &live)
+	if !live.Live || len(live.Recent) != 1 || live.Recent[0].Edge != "edge-b" || !strings.HasPrefix(live.Recent[0].EndReason, "busy: ") {
+		t.Fatalf("live status after the refusal: %+v", live)
+	}
 	first.wait(t, time.Minute)
 	third := startEncoder(t, 4, []string{"-f", "flv"}, urlB)
 	third.wait(t, time.Minute) // accepted now: ffmpeg exits 0 after publishing

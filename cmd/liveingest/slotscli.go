@@ -489,19 +489,27 @@ func printLive(w io.Writer, raw json.RawMessage) error {
 	var l struct {
 		Live     bool             `json:"live"`
 		Sessions []map[string]any `json:"sessions"`
+		Recent   []map[string]any `json:"recent"`
 	}
 	if err := json.Unmarshal(raw, &l); err != nil {
 		return fmt.Errorf("decode answer: %w", err)
 	}
-	if !l.Live {
-		_, err := fmt.Fprintln(w, "not live")
-		return err
-	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROLE\tPROTOCOL\tREMOTE\tEDGE\tSINCE\tKBIT/S")
-	for _, s := range l.Sessions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", str(s["role"]), str(s["protocol"]), str(s["remote"]),
-			str(s["edge"]), str(s["started"]), str(s["bitrate_kbps"]))
+	if !l.Live {
+		fmt.Fprintln(tw, "not live")
+	} else {
+		fmt.Fprintln(tw, "ROLE\tPROTOCOL\tREMOTE\tEDGE\tSINCE\tKBIT/S")
+		for _, s := range l.Sessions {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", str(s["role"]), str(s["protocol"]), str(s["remote"]),
+				str(s["edge"]), str(s["started"]), str(s["bitrate_kbps"]))
+		}
+	}
+	if len(l.Recent) > 0 {
+		fmt.Fprintln(tw, "\nRECENT\tROLE\tPROTOCOL\tREMOTE\tEDGE\tREASON")
+		for _, s := range l.Recent {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", str(s["ended"]), str(s["role"]), str(s["protocol"]),
+				str(s["remote"]), str(s["edge"]), str(s["end_reason"]))
+		}
 	}
 	return tw.Flush()
 }

@@ -409,6 +409,31 @@ func (a *Admission) report(protocol string, role keys.Role, remote netip.AddrPor
 		attrs = append(attrs, slog.String("err", rej.Err.Error()))
 	}
 	a.log.LogAttrs(context.Background(), level, msg, attrs...)
+	if rej.Slot != "" {
+		a.recordEnd(label, role, remote, rej)
+	}
+}
+
+// endRecordTTL is how long the live status shows a refusal or a reasoned
+// end (R-EDGE-5: the operator sees why in the slot's live status).
+const endRecordTTL = 10 * time.Minute
+
+// recordEnd keeps a registry record of rej for the slot's live status: one
+// per reason and role, the newest replacing the older, so that a client
+// retrying in a loop cannot grow the list. Best effort: the rejection was
+// already logged and counted.
+func (a *Admission) recordEnd(protocol string, role keys.Role, remote netip.AddrPort, rej *Rejection) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	now := a.clock.Now()
+	rec := coord.Session{
+		ID: "last-" + string(rej.Reason) + "-" + string(role), Slot: rej.Slot, Role: string(role),
+		Protocol: protocol, Edge: a.cfg.EdgeID, Remote: remote.String(),
+		Started: now, Ended: now, EndReason: string(rej.Reason) + ": " + rej.Message,
+	}
+	if err := a.deps.Registry.Heartbeat(ctx, rec, endRecordTTL); err != nil {
+		a.log.Warn("could not record the end in the live status", "slot", rej.Slot, "reason", string(rej.Reason), "err", err)
+	}
 }
 
 // sourceOf is the unit the failed-auth limit counts per: the IPv4 address,

@@ -413,6 +413,7 @@ func testBusy(t *testing.T, f *fixture) {
 	if got := f.rejections("srt", ReasonBusy); got != 1 {
 		t.Fatalf("busy counted %v times", got)
 	}
+	f.wantEndRecord(f.transmux.Slot.ID, "busy: ", "srt")
 	f.close(first)
 	if !errors.Is(first.Err(), ErrClosed) || notDone(first) {
 		t.Fatalf("after Close: Err = %v", first.Err())
@@ -516,6 +517,29 @@ func testBitrateExceeded(t *testing.T, f *fixture) {
 	}
 	if n := strings.Count(f.logs.String(), "reason=bitrate-exceeded"); n != 1 {
 		t.Fatalf("bitrate-exceeded logged %d times:\n%s", n, f.logs.String())
+	}
+	f.wantEndRecord(f.transmux.Slot.ID, "bitrate-exceeded: ", "rtmp")
+}
+
+// wantEndRecord asserts that the registry keeps a record of an end with the
+// reason prefix for the slot's live status (R-EDGE-5), and no more than one.
+func (f *fixture) wantEndRecord(slot keys.SlotID, reasonPrefix, protocol string) {
+	f.t.Helper()
+	ss, err := f.adm.deps.Registry.List(f.ctx, string(slot))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	n := 0
+	for _, s := range ss {
+		if !s.Ended.IsZero() && strings.HasPrefix(s.EndReason, reasonPrefix) {
+			n++
+			if s.Protocol != protocol || s.Edge == "" {
+				f.t.Errorf("end record %+v", s)
+			}
+		}
+	}
+	if n != 1 {
+		f.t.Fatalf("%d end records with %q in %+v, want 1", n, reasonPrefix, ss)
 	}
 }
 

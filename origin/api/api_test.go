@@ -408,7 +408,7 @@ func testLive(t *testing.T, e *env) {
 	v := e.create(map[string]any{"name": "lv"})
 	path := "/api/v1/slots/" + v.ID + "/live"
 	r := e.do("GET", path, nil).want(t, http.StatusOK)
-	if got := strings.TrimSpace(string(r.body)); got != `{"live":false,"sessions":[]}` {
+	if got := strings.TrimSpace(string(r.body)); got != `{"live":false,"sessions":[],"recent":[]}` {
 		t.Fatalf("live before ingest: %s", got)
 	}
 	started := time.Now().UTC().Truncate(time.Second)
@@ -426,6 +426,20 @@ func testLive(t *testing.T, e *env) {
 	}
 	if s := l.Sessions[0]; s.ID != "sess-1" || s.Protocol != "rtmp" || s.BitrateKbps != 4500 || !s.Started.Equal(started) {
 		t.Fatalf("session %+v", s)
+	}
+	// A record of a refused publish shows under recent, not as live.
+	if err := e.reg.Remove(ctxFor(t), v.ID, "sess-1"); err != nil {
+		t.Fatal(err)
+	}
+	ended := coord.Session{ID: "last-busy-primary", Slot: v.ID, Role: "primary", Protocol: "srt", Edge: "edge-2",
+		Started: started, Ended: started, EndReason: "busy: slot lv (primary) is already being published over rtmp"}
+	if err := e.reg.Heartbeat(ctxFor(t), ended, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	l = Live{}
+	e.do("GET", path, nil).want(t, http.StatusOK).decode(t, &l)
+	if l.Live || len(l.Sessions) != 0 || len(l.Recent) != 1 || l.Recent[0].EndReason != ended.EndReason || !l.Recent[0].Ended.Equal(started) {
+		t.Fatalf("live with an ended record: %+v", l)
 	}
 	e.do("GET", "/api/v1/slots/nope/live", nil).wantErr(t, http.StatusNotFound, "")
 }

@@ -31,7 +31,10 @@ type CloneRequest struct {
 // Sessions is [] (never null) when nobody publishes.
 type Live struct {
 	Live     bool            `json:"live"`
-	Sessions []coord.Session `json:"sessions"`
+	Sessions []coord.Session `json:"sessions"` // publishing now
+	// Recent are sessions that ended, and publishes refused, with a reason
+	// in the last minutes, newest first: why the slot is not live.
+	Recent []coord.Session `json:"recent"`
 }
 
 // listParams are the query parameters of GET /api/v1/slots. Any other
@@ -209,10 +212,17 @@ func (a *API) live(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if ss == nil {
-		ss = []coord.Session{}
+	out := Live{Sessions: []coord.Session{}, Recent: []coord.Session{}}
+	for _, s := range ss {
+		if s.Ended.IsZero() {
+			out.Sessions = append(out.Sessions, s)
+		} else {
+			out.Recent = append(out.Recent, s)
+		}
 	}
-	writeJSON(w, http.StatusOK, Live{Live: len(ss) > 0, Sessions: ss})
+	slices.Reverse(out.Recent)
+	out.Live = len(out.Sessions) > 0
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) openAPI(w http.ResponseWriter, _ *http.Request) {

@@ -103,6 +103,12 @@ type Session struct {
 	Started     time.Time `json:"started"`
 	BitrateKbps int64     `json:"bitrate_kbps"`
 	Updated     time.Time `json:"updated"` // set by Heartbeat
+
+	// Ended and EndReason mark a record of a session that ended, or a publish
+	// that was refused, with a reason (R-EDGE-5). Such records are kept for a
+	// while so that the live status can say why a slot is not live.
+	Ended     time.Time `json:"ended,omitzero"`
+	EndReason string    `json:"end_reason,omitempty"`
 }
 
 // IngestRate is the default limit on publish attempts per stream key
