@@ -231,13 +231,21 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
+// live lists the slot's sessions that are publishing now; records of
+// refusals and reasoned ends (Ended set) are not live.
 func live(t *testing.T, reg coord.Registry, id keys.SlotID) []coord.Session {
 	t.Helper()
 	ss, err := reg.List(t.Context(), string(id))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ss
+	var out []coord.Session
+	for _, s := range ss {
+		if s.Ended.IsZero() {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // playbackURL serves the store through origin/playback.
