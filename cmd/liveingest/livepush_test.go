@@ -74,7 +74,7 @@ func pushSlot(t *testing.T, base, token, name string, extra map[string]any) stri
 // encoder is a running ffmpeg publisher.
 type encoder struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testenv.Buffer
 	done chan error
 }
 
@@ -88,7 +88,7 @@ func startEncoder(t *testing.T, seconds int, muxer []string, url string) *encode
 		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k"}
 	args = append(append(args, muxer...), url)
 	cmd := exec.Command("ffmpeg", args...)
-	e := &encoder{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
+	e := &encoder{cmd: cmd, out: &testenv.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = e.out, e.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("ffmpeg: %v", err)
@@ -262,7 +262,7 @@ func TestLivePushDev(t *testing.T) {
 func startRole(t *testing.T, args []string) (httpBase, httpsBase string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
+	var logs testenv.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, io.Discard, &logs) }()
 	t.Cleanup(func() {

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -148,24 +147,6 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a server's output while a test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var httpLine = regexp.MustCompile(`(?m)^\s+http\s+(http://\S+)`)
 
 // waitURL waits until out shows the summary's http line and returns its URL.
@@ -220,7 +201,7 @@ func TestDevServesAndStops(t *testing.T) {
 	data := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, logs syncBuffer
+	var out, logs testenv.Buffer
 	done := make(chan error, 1)
 	exited := make(chan struct{})
 	go func() {
@@ -281,7 +262,7 @@ func TestMakeRun(t *testing.T) {
 	cmd.Env = append(os.Environ(), "LIVEINGEST_HTTP=127.0.0.1:0", "LIVEINGEST_HTTPS=127.0.0.1:0", "LIVEINGEST_RTMP=127.0.0.1:0",
 		"LIVEINGEST_RTMPS=127.0.0.1:0", "LIVEINGEST_DATA="+t.TempDir(), "LIVEINGEST_LOG_FORMAT=text")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out syncBuffer
+	var out testenv.Buffer
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

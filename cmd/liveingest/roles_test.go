@@ -44,7 +44,7 @@ func TestRolesServe(t *testing.T) {
 			args := roleArgs(t, role)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var logs syncBuffer
+			var logs testenv.Buffer
 			done := make(chan error, 1)
 			go func() { done <- run(ctx, args, io.Discard, &logs) }()
 			base := waitLoggedHTTP(t, &logs, done)
@@ -83,13 +83,13 @@ func TestRolesServe(t *testing.T) {
 }
 
 // waitLoggedHTTP waits for the "started" log line and returns the base URL.
-func waitLoggedHTTP(t *testing.T, logs *syncBuffer, done <-chan error) string {
+func waitLoggedHTTP(t *testing.T, logs *testenv.Buffer, done <-chan error) string {
 	t.Helper()
 	return "http://" + waitLogged(t, logs, done, "http")
 }
 
 // waitLogged waits for the "started" log line and returns its attribute key.
-func waitLogged(t *testing.T, logs *syncBuffer, done <-chan error, key string) string {
+func waitLogged(t *testing.T, logs *testenv.Buffer, done <-chan error, key string) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

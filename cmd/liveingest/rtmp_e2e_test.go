@@ -148,7 +148,7 @@ func TestRTMPSecondEdge(t *testing.T) {
 				args[i+1] = node
 			}
 		}
-		var logs syncBuffer
+		var logs testenv.Buffer
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- run(ctx, args, io.Discard, &logs) }()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/liveingest/liveingest/internal/testenv"
 )
 
 // startDev runs dev in-process on free ports and returns its http and https
@@ -18,7 +20,7 @@ func startDev(t *testing.T) (httpBase, httpsBase, token, data string) {
 	t.Helper()
 	data = t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out testenv.Buffer
 	done := make(chan error, 1)
 	exited := make(chan struct{})
 	go func() {

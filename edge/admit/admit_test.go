@@ -1,7 +1,6 @@
 package admit
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -112,7 +111,7 @@ type fixture struct {
 	env     *env
 	ctx     context.Context
 	repo    *slots.Repo
-	logs    *syncBuffer
+	logs    *testenv.Buffer
 	reg     *prometheus.Registry
 	adm     *Admission
 	lockers []coord.Locker // lockers of every edge, wrapped to see the leases they grant
@@ -125,7 +124,7 @@ func newFixture(t *testing.T, e *env) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	// The repo logs to the same buffer, so the stream key check covers it too.
 	repo, err := slots.New(teststores.Disk(t), slots.Options{BcryptCost: 4, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -769,22 +768,5 @@ type atomicBool struct {
 
 func (b *atomicBool) Load() bool   { b.mu.Lock(); defer b.mu.Unlock(); return b.v }
 func (b *atomicBool) Store(v bool) { b.mu.Lock(); defer b.mu.Unlock(); b.v = v }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func ptr[T any](v T) *T { return &v }

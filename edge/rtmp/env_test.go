@@ -282,28 +282,6 @@ func (w *world) exists(t *testing.T, id keys.SlotID, rel string) bool {
 	return err == nil
 }
 
-// probe has ffprobe decode every frame of url and returns frames by codec.
-func probe(t *testing.T, url string) map[string]int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-count_frames",
-		"-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0", url).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v\n%s", url, err, out)
-	}
-	frames := map[string]int{}
-	for line := range strings.SplitSeq(string(out), "\n") {
-		codec, n, ok := strings.Cut(strings.TrimSpace(line), ",")
-		if !ok {
-			continue
-		}
-		v, _ := strconv.Atoi(n)
-		frames[codec] = max(frames[codec], v)
-	}
-	return frames
-}
-
 // checkPlaylist is a mediastreamvalidator-style check of one HLS media
 // playlist: target duration ≥ every EXTINF, segment durations within 10 %
 // of target except the last, contiguous sequence numbers (EXT-X-MEDIA-

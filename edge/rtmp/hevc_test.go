@@ -18,6 +18,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
+	"github.com/liveingest/liveingest/internal/testenv"
 	"github.com/liveingest/liveingest/origin/store/teststores"
 )
 
@@ -137,7 +138,7 @@ func TestHEVCEnhancedRTMP(t *testing.T) {
 		return len(live(t, e.co.registry, id)) == 0 && strings.Contains(w.get(t, id, "video.m3u8"), "#EXT-X-ENDLIST")
 	})
 	w.checkPlaylist(t, id, "video.m3u8", 2*time.Second, true)
-	fr := probe(t, w.playbackURL(t, id)+"index.m3u8")
+	fr := testenv.Probe(t, w.playbackURL(t, id)+"index.m3u8")
 	if fr["hevc"] < 150 || fr["aac"] == 0 {
 		t.Errorf("HLS decodes to %v, want ≥ 150 hevc frames and some aac", fr)
 	}

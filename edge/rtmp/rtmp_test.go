@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liveingest/liveingest/internal/testenv"
 	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/store"
@@ -61,7 +62,7 @@ func TestPublishFFmpeg(t *testing.T) {
 			w.checkPlaylist(t, id, "audio.m3u8", 2*time.Second, true)
 			base := w.playbackURL(t, id)
 			for _, m := range []string{"index.m3u8", "manifest.mpd"} {
-				fr := probe(t, base+m)
+				fr := testenv.Probe(t, base+m)
 				if fr["h264"] < (publishSeconds-1)*25 || fr["aac"] == 0 {
 					t.Errorf("%s decodes to %v, want ≥ %d h264 frames and some aac", m, fr, (publishSeconds-1)*25)
 				}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"net/http/httptest"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -73,28 +72,6 @@ func serve(t *testing.T, st store.Store) string {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return ts.URL + "/live/" + string(slotID) + "/"
-}
-
-// probe has ffprobe decode every frame of url and returns frames by codec.
-func probe(t *testing.T, url string) map[string]int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-count_frames",
-		"-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0", url).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v\n%s", url, err, out)
-	}
-	frames := map[string]int{}
-	for line := range strings.SplitSeq(string(out), "\n") {
-		codec, n, ok := strings.Cut(strings.TrimSpace(line), ",")
-		if !ok {
-			continue
-		}
-		v, _ := strconv.Atoi(n)
-		frames[codec] = max(frames[codec], v)
-	}
-	return frames
 }
 
 func get(t *testing.T, st store.Store, rel string) string {
@@ -284,7 +261,7 @@ func TestDecodeHLSAndDASH(t *testing.T) {
 		}
 		base := serve(t, st)
 		for _, name := range []string{"index.m3u8", "manifest.mpd"} {
-			frames := probe(t, base+name)
+			frames := testenv.Probe(t, base+name)
 			if frames["h264"] < in.videoFrames-5 || frames["aac"] < 400 {
 				t.Errorf("%s: ffprobe decoded %v, input had %d video frames and 10 s of AAC", name, frames, in.videoFrames)
 			}
@@ -320,7 +297,7 @@ func TestReconnect(t *testing.T) {
 	if n := strings.Count(get(t, st, "manifest.mpd"), "<Period "); n != 2 {
 		t.Errorf("manifest.mpd has %d periods, want 2", n)
 	}
-	frames := probe(t, serve(t, st)+"index.m3u8")
+	frames := testenv.Probe(t, serve(t, st)+"index.m3u8")
 	if frames["h264"] < 2*in.videoFrames-10 {
 		t.Errorf("ffprobe decoded %v across the reconnect, want about %d video frames", frames, 2*in.videoFrames)
 	}

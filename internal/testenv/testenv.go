@@ -132,7 +132,7 @@ func freePort(t testing.TB) int {
 // process is a server child process with its output kept for diagnostics.
 type process struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *Buffer
 	done chan struct{}
 	once sync.Once
 }
@@ -141,7 +141,7 @@ func startProcess(bin string, args, env []string, dir string) (*process, error) 
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	out := &lockedBuffer{}
+	out := &Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	// The server dies with the test binary even if the binary is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
@@ -203,18 +203,28 @@ func startWithRetry(t testing.TB, what string, start func(port int) (*process, e
 	return nil, 0
 }
 
-type lockedBuffer struct {
+// Buffer collects output written from several goroutines (a server's logs,
+// a child process's stderr) while a test reads it.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (l *Buffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) tail() string {
+// String returns everything written so far.
+func (l *Buffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *Buffer) tail() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.b.String()

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,13 +39,13 @@ type env struct {
 	srv  *httptest.Server
 	repo *slots.Repo
 	reg  *memory.Coord
-	logs *logBuffer // everything the API logged
+	logs *testenv.Buffer // everything the API logged
 }
 
 func newEnv(t *testing.T, st store.Store) *env {
 	dep := slots.DevDeployment("localhost", "local")
 	dep.Regions = append(dep.Regions, slots.Region{ID: "eu", PublicHost: "eu.example"})
-	logs := &logBuffer{}
+	logs := &testenv.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	repo, err := slots.New(st, slots.Options{Deployment: dep, BcryptCost: 4, CacheTTL: -1, Logger: log})
 	if err != nil {
@@ -568,22 +567,4 @@ func TestConfigValidate(t *testing.T) {
 	if err != nil || a.cfg.MaxBodyBytes != 1<<20 {
 		t.Fatalf("New: %v, MaxBodyBytes %d", err, a.cfg.MaxBodyBytes)
 	}
-}
-
-// logBuffer collects what concurrent handlers log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

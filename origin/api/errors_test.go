@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/liveingest/liveingest/internal/testenv"
 	"github.com/liveingest/liveingest/origin/coord/memory"
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/slots"
@@ -46,7 +47,7 @@ func TestStoreFailures(t *testing.T) {
 		{"delete failed", "DELETE", failingSlots{err: errors.New("disk on fire")}, http.StatusInternalServerError},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var logs logBuffer
+			var logs testenv.Buffer
 			a, err := New(Config{AdminToken: testToken}, Deps{Slots: c.fake, Registry: memory.New(nil), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			if err != nil {
 				t.Fatal(err)
