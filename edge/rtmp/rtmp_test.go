@@ -197,7 +197,9 @@ func TestCloseFlushes(t *testing.T) {
 	id, key := w.slot(t, "shutdown")
 	f := publish(t, e.url(key), 60)
 	waitFor(t, "a first segment", 20*time.Second, func() bool { return w.exists(t, id, "video.m3u8") })
-	time.Sleep(time.Second) // a segment in flight: the flush has work to do
+	// A cut is made when the next keyframe arrives, and that keyframe opens
+	// the next segment: from the first listed segment on, one is in flight.
+	before := strings.Count(w.get(t, id, "video.m3u8"), "#EXTINF")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -205,6 +207,9 @@ func TestCloseFlushes(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	w.checkPlaylist(t, id, "video.m3u8", 2*time.Second, true)
+	if after := strings.Count(w.get(t, id, "video.m3u8"), "#EXTINF"); after <= before {
+		t.Errorf("the segment in flight was not flushed: %d segments listed before Close, %d after", before, after)
+	}
 	mustContain(t, "audio.m3u8", w.get(t, id, "audio.m3u8"), "#EXT-X-ENDLIST")
 	if n := len(live(t, co.registry, id)); n != 0 {
 		t.Errorf("%d sessions still listed after Close", n)
