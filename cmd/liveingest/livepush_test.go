@@ -143,7 +143,7 @@ func probeLive(t *testing.T, url string, enc *encoder) map[string]int {
 	t.Helper()
 	var last error
 	for {
-		got, err := tryProbe(url, false, 10*time.Second)
+		got, err := tryProbe(url, false, 6*time.Second)
 		if err == nil {
 			return got
 		}
@@ -306,7 +306,7 @@ func TestLivePushS3(t *testing.T) {
 	edgeArgs := append(roleArgsOn(t, "edge", bucket), "--https", "127.0.0.1:0",
 		"--tls-cert", cert.CertPath, "--tls-key", filepath.Join(filepath.Dir(cert.CertPath), tlsauto.KeyFile))
 	_, edgeHTTPS := startRole(t, edgeArgs)
-	runPushVariants(t, originBase, roleTestToken, edgeHTTPS, originBase, 12)
+	runPushVariants(t, originBase, roleTestToken, edgeHTTPS, originBase, 20)
 }
 
 // TestLivePushExpiry: with file_expiry 6 s, each segment disappears within
