@@ -67,10 +67,24 @@ func TestRTMPDev(t *testing.T) {
 			waitStatus(t, hls, http.StatusOK, 30*time.Second)
 			checkDecodes(t, probeLive(t, hls, enc), 0)
 			enc.wait(t, 2*time.Minute)
+			// The edge writes the final playlists once it has seen the
+			// publisher go; until then a player (ffprobe too) treats the
+			// stream as live and starts near its end.
+			media := strings.TrimSuffix(hls, "index.m3u8") + "video.m3u8"
+			deadline = time.Now().Add(30 * time.Second)
+			for {
+				if _, body := get(t, media); strings.Contains(body, "#EXT-X-ENDLIST") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the media playlist never ended after the publisher left")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 
 			checkDecodes(t, probe(t, hls, true, time.Minute), 600) // 30 s at 25 fps, less a trimmed tail
 			checkDecodes(t, probe(t, dash, true, time.Minute), 600)
-			validateMedia(t, strings.TrimSuffix(hls, "index.m3u8")+"video.m3u8", 2*time.Second)
+			validateMedia(t, media, 2*time.Second)
 		})
 	}
 }
