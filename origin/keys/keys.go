@@ -25,6 +25,12 @@ const (
 	MaxPathDepth   = 16
 	MaxSlotIDLen   = 64
 	maxCoordKeyLen = 256
+
+	// A whole object key is a fixed prefix (at most "live/<id>/<role>/",
+	// three segments) plus a RelPath, so it may be that much deeper and
+	// longer than a RelPath; S3 caps keys at 1024 bytes.
+	maxPrefixDepth = 3
+	maxKeyLen      = 1024
 )
 
 // SlotID is a validated slot id: 1–64 characters of a-z, 0-9 and hyphen.
@@ -75,26 +81,34 @@ type RelPath string
 // backslashes, NUL and control characters, and any '%' (so "%2e%2e", "%2f" and
 // "%5c" left over from double encoding are refused rather than trusted).
 func ParseRelPath(p string) (RelPath, error) {
-	if p == "" {
-		return "", fmt.Errorf("%w: empty path", ErrInvalid)
+	if err := checkPath(p, MaxPathLen, MaxPathDepth); err != nil {
+		return "", err
 	}
-	if len(p) > MaxPathLen {
-		return "", fmt.Errorf("%w: path longer than %d bytes", ErrInvalid, MaxPathLen)
+	return RelPath(p), nil
+}
+
+// checkPath applies the RelPath rules with the given length and depth caps.
+func checkPath(p string, maxLen, maxDepth int) error {
+	if p == "" {
+		return fmt.Errorf("%w: empty path", ErrInvalid)
+	}
+	if len(p) > maxLen {
+		return fmt.Errorf("%w: path longer than %d bytes", ErrInvalid, maxLen)
 	}
 	if p[0] == '/' {
-		return "", fmt.Errorf("%w: absolute path", ErrInvalid)
+		return fmt.Errorf("%w: absolute path", ErrInvalid)
 	}
 	depth := 0
 	for seg := range strings.SplitSeq(p, "/") {
 		depth++
-		if depth > MaxPathDepth {
-			return "", fmt.Errorf("%w: path deeper than %d segments", ErrInvalid, MaxPathDepth)
+		if depth > maxDepth {
+			return fmt.Errorf("%w: path deeper than %d segments", ErrInvalid, maxDepth)
 		}
 		if err := checkSegment(seg); err != nil {
-			return "", err
+			return err
 		}
 	}
-	return RelPath(p), nil
+	return nil
 }
 
 func checkSegment(seg string) error {
@@ -126,12 +140,12 @@ func pathByte(c byte) bool {
 	return strings.IndexByte("-_.~+=,@", c) >= 0
 }
 
-// ValidateObjectKey checks a whole store key by the RelPath rules. Store
-// backends call it on every key they are given, so that even a key built
-// wrongly elsewhere cannot leave the store's root.
+// ValidateObjectKey checks a whole store key by the RelPath rules, with room
+// for the prefix the builders add to a RelPath. Store backends call it on
+// every key they are given, so that even a key built wrongly elsewhere
+// cannot leave the store's root.
 func ValidateObjectKey(key string) error {
-	_, err := ParseRelPath(key)
-	return err
+	return checkPath(key, maxKeyLen, MaxPathDepth+maxPrefixDepth)
 }
 
 // ValidatePrefix checks a listing prefix: "" (everything) or a key, optionally

@@ -169,6 +169,30 @@ func TestBuilders(t *testing.T) {
 	}
 }
 
+// TestMediaKeyOfDeepestLongestPath is the regression case of the push path
+// fuzzer: a RelPath at the depth and length limits must still make a valid
+// object key once keys.Media adds its prefix.
+func TestMediaKeyOfDeepestLongestPath(t *testing.T) {
+	id, _ := ParseSlotID(strings.Repeat("a", MaxSlotIDLen))
+	deep, err := ParseRelPath(strings.Repeat("0/", MaxPathDepth-1) + "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := strings.Repeat("a", MaxSegmentLen) + "/"
+	long, err := ParseRelPath(strings.Repeat(seg, 3) + strings.Repeat("x", MaxPathLen-3*len(seg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []RelPath{deep, long} {
+		if err := ValidateObjectKey(Media(id, Backup, rel)); err != nil {
+			t.Errorf("Media key of a valid RelPath (%d bytes) is invalid: %v", len(rel), err)
+		}
+	}
+	if err := ValidateObjectKey(strings.Repeat("a/", MaxPathDepth+maxPrefixDepth) + "a"); err == nil {
+		t.Error("a key deeper than prefix + RelPath was accepted")
+	}
+}
+
 func TestValidatePrefix(t *testing.T) {
 	for _, c := range []struct {
 		in string
