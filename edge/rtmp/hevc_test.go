@@ -1,12 +1,9 @@
 package rtmp
 
 import (
-	"bytes"
 	"context"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +12,6 @@ import (
 	gcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/liveingest/liveingest/internal/testenv"
@@ -36,24 +32,9 @@ type tsAU struct {
 // 4 s first segment.
 func hevcInput(t *testing.T, secs string) (vps, sps, pps []byte, aac *mpeg4audio.AudioSpecificConfig, aus []tsAU) {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "hevc.ts")
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", secs, "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=50:min-keyint=50:scenecut=0:log-level=error",
-		"-c:a", "aac", "-f", "mpegts", out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
-	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &mpegts.Reader{R: bytes.NewReader(raw)}
-	if err := r.Initialize(); err != nil {
-		t.Fatal(err)
-	}
+	n, _ := strconv.Atoi(secs)
+	r := testenv.EncodeTS(t, n, "-c:v", "libx265", "-preset", "ultrafast",
+		"-x265-params", "keyint=50:min-keyint=50:scenecut=0:log-level=error")
 	ts := func(v int64) time.Duration { return time.Duration(v) * time.Second / 90000 }
 	for _, tr := range r.Tracks() {
 		switch c := tr.Codec.(type) {

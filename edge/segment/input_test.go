@@ -1,21 +1,17 @@
 package segment_test
 
 import (
-	"bytes"
-	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/liveingest/liveingest/edge/media"
+	"github.com/liveingest/liveingest/internal/testenv"
 )
 
 // input is a demuxed test stream.
@@ -41,25 +37,8 @@ func needFFmpeg(t *testing.T) {
 func genInput(t *testing.T, seconds, gop int) input {
 	t.Helper()
 	needFFmpeg(t)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	out := filepath.Join(t.TempDir(), "in.ts")
 	g := strconv.Itoa(gop)
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", g, "-keyint_min", g,
-		"-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k", "-f", "mpegts", out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
-	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &mpegts.Reader{R: bytes.NewReader(raw)}
-	if err := r.Initialize(); err != nil {
-		t.Fatal(err)
-	}
+	r := testenv.EncodeTS(t, seconds, "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", g, "-keyint_min", g, "-sc_threshold", "0")
 	var in input
 	var h264c *codecs.H264
 	var aacTrack *media.Track
