@@ -9,7 +9,8 @@
 //     counted for the address);
 //  3. the slot's type (stream protocols publish only to transmux/transcode
 //     slots, PULL only to pull slots);
-//  4. the publish IP allow-list (R-SLOT-6);
+//  4. the publish IP allow-list (R-SLOT-6), then the protocol's second
+//     credential if it has one (Request.Verify: the SRT passphrase);
 //  5. the per-key connection rate limit (R-EDGE-3), keyed by slot and role so
 //     that no secret ever becomes a Redis key;
 //  6. the slot's lease for the role (R-EDGE-1/2: one publisher per key and
@@ -72,6 +73,14 @@ type Request struct {
 	// Remote is the publisher's address (for PULL: the source's, which the
 	// address checks skip since the edge itself is the client).
 	Remote netip.AddrPort
+	// Verify, if set, checks a credential the protocol carries beside the
+	// stream key (SRT: the slot's passphrase). It runs once the slot is
+	// known and the address is allowed, before the rate limit and the lease,
+	// so a wrong secret costs neither. An error fails authentication like an
+	// unknown key — ReasonUnauthorized with the error's text as the message
+	// (which must not contain a secret), counted against the address's
+	// failed-authentication budget. nil: no second credential.
+	Verify func(*slots.Slot) error
 }
 
 // Admitter is the only dependency a protocol server has on admission.
@@ -290,7 +299,7 @@ func (a *Admission) admit(ctx context.Context, r Request) (*Session, *Rejection)
 	// 2. Resolve the slot. The key leaves secret.String only here.
 	slot, err := a.deps.Slots.ByStreamKey(ctx, r.StreamKey.Reveal())
 	if errors.Is(err, slots.ErrNotFound) {
-		return nil, a.authFailed(ctx, src, pull)
+		return nil, a.authFailed(ctx, src, pull, "unknown stream key")
 	}
 	if err != nil {
 		rej := rejectf(ReasonStorageUnavailable, err, "slot store unavailable; retry")
@@ -314,6 +323,13 @@ func (a *Admission) admit(ctx context.Context, r Request) (*Session, *Rejection)
 	// 4. Publish allow-list (R-SLOT-6).
 	if !pull && !slot.PublisherAllowed(r.Remote.Addr()) {
 		return nil, withSlot(rejectf(ReasonForbiddenIP, nil, "address %s may not publish to slot %s", r.Remote.Addr().Unmap(), id))
+	}
+
+	// 4b. The protocol's second credential, if any.
+	if r.Verify != nil {
+		if err := r.Verify(slot); err != nil {
+			return nil, withSlot(a.authFailed(ctx, src, pull, err.Error()))
+		}
 	}
 
 	// 5. Per-key connection rate (R-EDGE-3), keyed by slot and role.
@@ -347,8 +363,8 @@ func (a *Admission) admit(ctx context.Context, r Request) (*Session, *Rejection)
 // authFailed counts a failed authentication for src and answers
 // unauthorized, or rate-limited once src has used up its budget (and blocks
 // it locally for the retry-after, so its next attempts cost nothing).
-func (a *Admission) authFailed(ctx context.Context, src netip.Prefix, pull bool) *Rejection {
-	unauth := rejectf(ReasonUnauthorized, nil, "unknown stream key")
+func (a *Admission) authFailed(ctx context.Context, src netip.Prefix, pull bool, why string) *Rejection {
+	unauth := rejectf(ReasonUnauthorized, nil, "%s", why)
 	if pull {
 		return unauth
 	}

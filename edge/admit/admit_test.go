@@ -294,6 +294,8 @@ func TestAdmission(t *testing.T) {
 		"BitrateExceeded":               testBitrateExceeded,
 		"BitrateBelowLimit":             testBitrateBelow,
 		"RegistryShowsSession":          testRegistry,
+		"RegistryShowsLinkStats":        testLinkStats,
+		"VerifySecondCredential":        testVerify,
 		"EndWithReason":                 testEndWithReason,
 		"BadRequest":                    testBadRequest,
 	}
@@ -594,6 +596,71 @@ func testRegistry(t *testing.T, f *fixture) {
 	}
 }
 
+func testLinkStats(t *testing.T, f *fixture) {
+	s := f.mustAdmit(f.adm, req(f.transmux.StreamKey, localhost))
+	want := coord.LinkStats{RTTMs: 12.5, ReceiveRateKbps: 2500, PacketsReceived: 1000, PacketsLost: 7, PacketsRetransmitted: 6, PacketsDropped: 1}
+	s.SetLinkStats(func() coord.LinkStats { return want })
+	reg := f.env.peer(t).registry
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.env.step(f.adm.Config().HeartbeatTTL/3 + time.Millisecond)
+		l, err := reg.List(f.ctx, string(f.transmux.Slot.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l) == 1 && l[0].Link != nil {
+			if *l[0].Link != want {
+				t.Fatalf("registry link = %+v, want %+v", *l[0].Link, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registry never showed link stats: %+v", l)
+		}
+	}
+	f.close(s)
+}
+
+// testVerify: a protocol's second credential (the SRT passphrase) is
+// checked after the allow-list and before the rate limit and lease, and a
+// wrong one counts as a failed authentication.
+func testVerify(t *testing.T, f *fixture) {
+	calls := 0
+	wrong := req(f.transmux.StreamKey, localhost)
+	wrong.Verify = func(sl *slots.Slot) error {
+		calls++
+		if sl.ID != f.transmux.Slot.ID {
+			t.Errorf("Verify got slot %s", sl.ID)
+		}
+		return errors.New("wrong SRT passphrase")
+	}
+	for i := range 10 {
+		rej := f.mustReject(f.adm, wrong, ReasonUnauthorized)
+		if i == 0 && (rej.Message != "wrong SRT passphrase" || rej.Slot != string(f.transmux.Slot.ID)) {
+			t.Fatalf("rejection = %+v", rej)
+		}
+	}
+	// The 11th wrong credential spends the address's failed-authentication
+	// budget; from then on the address is refused before the key is even
+	// looked up (Verify is not called again).
+	f.mustReject(f.adm, wrong, ReasonRateLimited)
+	f.mustReject(f.adm, wrong, ReasonRateLimited)
+	if calls != 11 {
+		t.Fatalf("Verify called %d times, want 11", calls)
+	}
+	if n := f.granted.count(); n != 0 {
+		t.Fatalf("%d leases granted to a wrong credential", n)
+	}
+	// Not allowed from this address: forbidden-ip before the credential.
+	fromOutside := req(f.allowList.StreamKey, otherHost)
+	fromOutside.Verify = func(*slots.Slot) error { t.Error("Verify called before the allow-list"); return nil }
+	f.mustReject(f.adm, fromOutside, ReasonForbiddenIP)
+	// From another address with the right credential: admitted.
+	right := req(f.transmux.StreamKey, otherHost)
+	right.Verify = func(*slots.Slot) error { return nil }
+	f.close(f.mustAdmit(f.adm, right))
+}
+
 func testEndWithReason(t *testing.T, f *fixture) {
 	s := f.mustAdmit(f.adm, req(f.transmux.StreamKey, localhost))
 	s.End(ReasonBadCodec, "mpeg-4 part 2 video is not supported")
@@ -726,6 +793,12 @@ type grants struct {
 	mu        sync.Mutex
 	leases    []coord.Lease
 	failRenew atomicBool
+}
+
+func (g *grants) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.leases)
 }
 
 func (g *grants) last(t *testing.T) coord.Lease {

@@ -46,6 +46,7 @@ type Session struct {
 
 	done  chan struct{}
 	ended atomic.Bool // Done is closed; read on the ObserveAU path instead of a select
+	link  atomic.Pointer[func() coord.LinkStats]
 
 	mu           sync.Mutex
 	err          error
@@ -135,6 +136,13 @@ func (s *Session) ObserveAU(au media.AccessUnit, _ media.Track) {
 			int64(bps/1000), s.slot.IngestBitrateKbps, (s.a.cfg.BitrateTolerance-1)*100, s.a.cfg.BitrateWindow))
 	}
 }
+
+// SetLinkStats makes every heartbeat carry the transport's measurements
+// (coord.Session.Link) as fn reports them. fn is called from the heartbeat
+// timer, concurrently with the protocol's own work, so it must be safe for
+// that; it should be cheap. The protocol calls SetLinkStats once, before or
+// while publishing.
+func (s *Session) SetLinkStats(fn func() coord.LinkStats) { s.link.Store(&fn) }
 
 // End ends the session with reason (the protocol calls it for a bad codec or
 // a GOP too long); msg is sent to the client if the protocol can. Only the
@@ -287,10 +295,19 @@ func (s *Session) heartbeat(ctx context.Context) {
 	err := s.a.deps.Registry.Heartbeat(ctx, coord.Session{
 		ID: s.id, Slot: string(s.slot.ID), Role: string(s.role), Protocol: s.protocol,
 		Edge: s.a.cfg.EdgeID, Remote: s.remote.String(), Started: s.started,
-		BitrateKbps: s.meter.kbps(now),
+		BitrateKbps: s.meter.kbps(now), Link: s.linkStats(),
 	}, s.a.cfg.HeartbeatTTL)
 	if err != nil {
 		s.a.log.LogAttrs(ctx, slog.LevelWarn, "registry heartbeat failed", slog.String("slot", string(s.slot.ID)),
 			slog.String("session", s.id), slog.String("err", err.Error()))
 	}
+}
+
+func (s *Session) linkStats() *coord.LinkStats {
+	fn := s.link.Load()
+	if fn == nil {
+		return nil
+	}
+	st := (*fn)()
+	return &st
 }

@@ -109,6 +109,23 @@ type Session struct {
 	// while so that the live status can say why a slot is not live.
 	Ended     time.Time `json:"ended,omitzero"`
 	EndReason string    `json:"end_reason,omitempty"`
+
+	// Link is the transport's own view of the connection, for protocols that
+	// measure one (SRT); nil otherwise.
+	Link *LinkStats `json:"link,omitempty"`
+}
+
+// LinkStats are a publisher's transport measurements as of the last
+// heartbeat: how healthy the path from the encoder is (packet loss and
+// retransmissions long before the picture suffers). Counters are totals
+// since the session started.
+type LinkStats struct {
+	RTTMs                float64 `json:"rtt_ms"`                // smoothed round-trip time
+	ReceiveRateKbps      int64   `json:"receive_rate_kbps"`     // current receive rate, retransmissions included
+	PacketsReceived      uint64  `json:"packets_received"`      // data packets, retransmissions included
+	PacketsLost          uint64  `json:"packets_lost"`          // detected missing at the receiver (then recovered or dropped)
+	PacketsRetransmitted uint64  `json:"packets_retransmitted"` // retransmitted packets that arrived
+	PacketsDropped       uint64  `json:"packets_dropped"`       // never delivered in time: lost for good
 }
 
 // IngestRate is the default limit on publish attempts per stream key
