@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
+	"github.com/liveingest/liveingest/internal/ingesttest"
 	"github.com/liveingest/liveingest/internal/testenv"
 	"github.com/liveingest/liveingest/origin/store/teststores"
 )
@@ -76,11 +77,11 @@ func hevcInput(t *testing.T, secs string) (vps, sps, pps []byte, aac *mpeg4audio
 // TestHEVCEnhancedRTMP: the gortmplib client publishes HEVC (enhanced
 // RTMP) + AAC; ffprobe decodes the HLS output.
 func TestHEVCEnhancedRTMP(t *testing.T) {
-	needFFmpeg(t)
+	ingesttest.NeedFFmpeg(t)
 	vps, sps, pps, aac, aus := hevcInput(t, "8")
 	w := newWorld(t, teststores.Disk(t))
-	e := w.edge(t, "edge-a", memoryCoord(t))
-	id, key := w.slot(t, "hevc")
+	e := w.edge(t, "edge-a", ingesttest.MemoryCoord(t))
+	id, key := w.Slot(t, "hevc")
 
 	u, err := url.Parse(e.url(key))
 	if err != nil {
@@ -115,11 +116,11 @@ func TestHEVCEnhancedRTMP(t *testing.T) {
 		}
 	}
 	c.Close()
-	waitFor(t, "the session to end", 15*time.Second, func() bool {
-		return len(live(t, e.co.registry, id)) == 0 && strings.Contains(w.get(t, id, "video.m3u8"), "#EXT-X-ENDLIST")
+	ingesttest.WaitFor(t, "the session to end", 15*time.Second, func() bool {
+		return len(ingesttest.Live(t, e.co.Registry, id)) == 0 && strings.Contains(w.Get(t, id, "video.m3u8"), "#EXT-X-ENDLIST")
 	})
-	w.checkPlaylist(t, id, "video.m3u8", 2*time.Second, true)
-	fr := testenv.Probe(t, w.playbackURL(t, id)+"index.m3u8")
+	w.CheckPlaylist(t, id, "video.m3u8", 2*time.Second, 0.1, true)
+	fr := testenv.Probe(t, w.PlaybackURL(t, id)+"index.m3u8")
 	if fr["hevc"] < 150 || fr["aac"] == 0 {
 		t.Errorf("HLS decodes to %v, want ≥ 150 hevc frames and some aac", fr)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liveingest/liveingest/internal/ingesttest"
 	"github.com/liveingest/liveingest/internal/testenv"
 	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/keys"
@@ -21,7 +22,7 @@ const publishSeconds = 12
 // its protocol and a bitrate; afterwards ffprobe decodes the HLS and DASH
 // outputs and the playlists pass the validator-style checks.
 func TestPublishFFmpeg(t *testing.T) {
-	needFFmpeg(t)
+	ingesttest.NeedFFmpeg(t)
 	for _, tc := range []struct {
 		name  string
 		st    func(*testing.T) store.Store
@@ -33,8 +34,8 @@ func TestPublishFFmpeg(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t, tc.st(t))
-			e := w.edge(t, "edge-a", memoryCoord(t))
-			id, key := w.slot(t, "cam-"+tc.name)
+			e := w.edge(t, "edge-a", ingesttest.MemoryCoord(t))
+			id, key := w.Slot(t, "cam-"+tc.name)
 			url, proto := e.url(key), "rtmp"
 			if tc.rtmps {
 				url, proto = e.tlsURL(key), "rtmps"
@@ -42,25 +43,25 @@ func TestPublishFFmpeg(t *testing.T) {
 			f := publish(t, url, publishSeconds)
 
 			// Live status (R-EDGE-5 visibility): protocol and a measured bitrate.
-			waitFor(t, "a live session with a bitrate", 20*time.Second, func() bool {
-				for _, s := range live(t, e.co.registry, id) {
+			ingesttest.WaitFor(t, "a live session with a bitrate", 20*time.Second, func() bool {
+				for _, s := range ingesttest.Live(t, e.co.Registry, id) {
 					if s.Protocol == proto && s.Edge == "edge-a" && s.BitrateKbps > 0 {
 						return true
 					}
 				}
 				return false
 			})
-			if stderr, err := f.wait(t); err != nil {
+			if stderr, err := f.Wait(t); err != nil {
 				t.Fatalf("ffmpeg: %v\n%s", err, stderr)
 			}
-			waitFor(t, "the session to leave the registry", 10*time.Second, func() bool { return len(live(t, e.co.registry, id)) == 0 })
+			ingesttest.WaitFor(t, "the session to leave the registry", 10*time.Second, func() bool { return len(ingesttest.Live(t, e.co.Registry, id)) == 0 })
 
-			n := w.checkPlaylist(t, id, "video.m3u8", 2*time.Second, true)
+			n := w.CheckPlaylist(t, id, "video.m3u8", 2*time.Second, 0.1, true)
 			if n < publishSeconds/2-1 {
 				t.Errorf("video.m3u8 lists %d segments for %d s", n, publishSeconds)
 			}
-			w.checkPlaylist(t, id, "audio.m3u8", 2*time.Second, true)
-			base := w.playbackURL(t, id)
+			w.CheckPlaylist(t, id, "audio.m3u8", 2*time.Second, 0.1, true)
+			base := w.PlaybackURL(t, id)
 			for _, m := range []string{"index.m3u8", "manifest.mpd"} {
 				fr := testenv.Probe(t, base+m)
 				if fr["h264"] < (publishSeconds-1)*25 || fr["aac"] == 0 {
@@ -76,71 +77,71 @@ func TestPublishFFmpeg(t *testing.T) {
 
 // TestRejections: every refusal reaches ffmpeg as a status with the reason.
 func TestRejections(t *testing.T) {
-	needFFmpeg(t)
+	ingesttest.NeedFFmpeg(t)
 	w := newWorld(t, teststores.Disk(t))
-	e := w.edge(t, "edge-a", memoryCoord(t))
+	e := w.edge(t, "edge-a", ingesttest.MemoryCoord(t))
 
 	t.Run("unknown-key", func(t *testing.T) {
 		t.Parallel()
-		stderr, err := publish(t, e.url("no-such-key"), 3).wait(t)
+		stderr, err := publish(t, e.url("no-such-key"), 3).Wait(t)
 		if err == nil {
 			t.Fatal("ffmpeg succeeded with an unknown key")
 		}
-		mustContain(t, "ffmpeg stderr", stderr, "Server error: unauthorized: unknown stream key")
+		ingesttest.MustContain(t, "ffmpeg stderr", stderr, "Server error: unauthorized: unknown stream key")
 	})
 	t.Run("mpeg4-part2", func(t *testing.T) {
 		t.Parallel()
-		_, key := w.slot(t, "mpeg4")
-		stderr, err := publish(t, e.url(key), 8, "-c:v", "mpeg4", "-strict", "-1", "-c:a", "aac").wait(t)
+		_, key := w.Slot(t, "mpeg4")
+		stderr, err := publish(t, e.url(key), 8, "-c:v", "mpeg4", "-strict", "-1", "-c:a", "aac").Wait(t)
 		if err == nil {
 			t.Fatal("ffmpeg succeeded with MPEG-4 Part 2")
 		}
-		mustContain(t, "ffmpeg stderr", stderr, "Server error: bad-codec: unsupported codec MPEG-4 Part 2 video")
+		ingesttest.MustContain(t, "ffmpeg stderr", stderr, "Server error: bad-codec: unsupported codec MPEG-4 Part 2 video")
 	})
 	t.Run("mp3", func(t *testing.T) {
 		t.Parallel()
-		_, key := w.slot(t, "mp3")
-		stderr, err := publish(t, e.url(key), 8, "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "libmp3lame", "-ar", "44100").wait(t)
+		_, key := w.Slot(t, "mp3")
+		stderr, err := publish(t, e.url(key), 8, "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "libmp3lame", "-ar", "44100").Wait(t)
 		if err == nil {
 			t.Fatal("ffmpeg succeeded with MP3")
 		}
-		mustContain(t, "ffmpeg stderr", stderr, "Server error: bad-codec: unsupported codec MPEG-1/2 audio (MP3)")
+		ingesttest.MustContain(t, "ffmpeg stderr", stderr, "Server error: bad-codec: unsupported codec MPEG-1/2 audio (MP3)")
 	})
 	t.Run("rate-limited", func(t *testing.T) {
 		t.Parallel()
-		_, key := w.slot(t, "rapid")
+		_, key := w.Slot(t, "rapid")
 		// Three attempts use the burst (accepted, or busy while an earlier
 		// one still holds the lease); the fourth is over the limit.
 		for i := range 3 {
-			stderr, _ := publish(t, e.url(key), 1).wait(t)
+			stderr, _ := publish(t, e.url(key), 1).Wait(t)
 			if strings.Contains(stderr, "rate-limited") {
 				t.Fatalf("attempt %d already rate-limited:\n%s", i+1, stderr)
 			}
 		}
-		stderr, err := publish(t, e.url(key), 1).wait(t)
+		stderr, err := publish(t, e.url(key), 1).Wait(t)
 		if err == nil {
 			t.Fatal("the fourth rapid publish was accepted")
 		}
-		mustContain(t, "ffmpeg stderr", stderr, "Server error: rate-limited: too many publish attempts", "retry in")
+		ingesttest.MustContain(t, "ffmpeg stderr", stderr, "Server error: rate-limited: too many publish attempts", "retry in")
 	})
 	t.Run("backup-app", func(t *testing.T) {
 		t.Parallel()
-		id, key := w.slot(t, "nobackup")
+		id, key := w.Slot(t, "nobackup")
 		// rtmp://host/backup/<key> publishes as the backup role, which
 		// this slot does not have.
-		stderr, err := publish(t, "rtmp://"+e.srv.Addr().String()+"/backup/"+key, 3).wait(t)
+		stderr, err := publish(t, "rtmp://"+e.srv.Addr().String()+"/backup/"+key, 3).Wait(t)
 		if err == nil {
 			t.Fatal("a backup publish to a slot without backup was accepted")
 		}
-		mustContain(t, "ffmpeg stderr", stderr, "Server error: forbidden: slot "+string(id)+" has no backup ingest")
+		ingesttest.MustContain(t, "ffmpeg stderr", stderr, "Server error: forbidden: slot "+string(id)+" has no backup ingest")
 	})
 	t.Run("unknown-app", func(t *testing.T) {
 		t.Parallel()
-		stderr, err := publish(t, "rtmp://"+e.srv.Addr().String()+"/other/key", 3).wait(t)
+		stderr, err := publish(t, "rtmp://"+e.srv.Addr().String()+"/other/key", 3).Wait(t)
 		if err == nil {
 			t.Fatal("ffmpeg succeeded on an unknown application")
 		}
-		mustContain(t, "ffmpeg stderr", stderr, `unknown application "other"`)
+		ingesttest.MustContain(t, "ffmpeg stderr", stderr, `unknown application "other"`)
 	})
 }
 
@@ -149,7 +150,7 @@ func TestRejections(t *testing.T) {
 // a second edge sharing Redis and the store; once the first leaves, the
 // next is accepted.
 func TestSecondPublisher(t *testing.T) {
-	needFFmpeg(t)
+	ingesttest.NeedFFmpeg(t)
 	for _, cross := range []bool{false, true} {
 		name := "same-edge"
 		if cross {
@@ -160,27 +161,27 @@ func TestSecondPublisher(t *testing.T) {
 			w := newWorld(t, teststores.Disk(t))
 			var a, b *edge
 			if cross {
-				peer := redisCoords(t)
+				peer := ingesttest.RedisCoords(t)
 				a, b = w.edge(t, "edge-a", peer()), w.edge(t, "edge-b", peer())
 			} else {
-				a = w.edge(t, "edge-a", memoryCoord(t))
+				a = w.edge(t, "edge-a", ingesttest.MemoryCoord(t))
 				b = a
 			}
-			id, key := w.slot(t, "dup-"+name)
+			id, key := w.Slot(t, "dup-"+name)
 			first := publish(t, a.url(key), 7)
-			waitFor(t, "the first publisher to be live", 15*time.Second, func() bool { return len(live(t, b.co.registry, id)) == 1 })
+			ingesttest.WaitFor(t, "the first publisher to be live", 15*time.Second, func() bool { return len(ingesttest.Live(t, b.co.Registry, id)) == 1 })
 
-			stderr, err := publish(t, b.url(key), 3).wait(t)
+			stderr, err := publish(t, b.url(key), 3).Wait(t)
 			if err == nil {
 				t.Fatal("a second publisher was accepted while the first is live")
 			}
-			mustContain(t, "second ffmpeg stderr", stderr, "Server error: busy: slot "+string(id)+" (primary) is already being published over rtmp since")
+			ingesttest.MustContain(t, "second ffmpeg stderr", stderr, "Server error: busy: slot "+string(id)+" (primary) is already being published over rtmp since")
 
-			if stderr, err := first.wait(t); err != nil {
+			if stderr, err := first.Wait(t); err != nil {
 				t.Fatalf("first ffmpeg: %v\n%s", err, stderr)
 			}
-			waitFor(t, "the lease to be released", 10*time.Second, func() bool { return len(live(t, b.co.registry, id)) == 0 })
-			if stderr, err := publish(t, b.url(key), 3).wait(t); err != nil {
+			ingesttest.WaitFor(t, "the lease to be released", 10*time.Second, func() bool { return len(ingesttest.Live(t, b.co.Registry, id)) == 0 })
+			if stderr, err := publish(t, b.url(key), 3).Wait(t); err != nil {
 				t.Fatalf("publisher after the first left: %v\n%s", err, stderr)
 			}
 		})
@@ -190,36 +191,36 @@ func TestSecondPublisher(t *testing.T) {
 // TestCloseFlushes: closing the server while a publisher is live stores the
 // final segment and manifests (EXT-X-ENDLIST) and releases the lease.
 func TestCloseFlushes(t *testing.T) {
-	needFFmpeg(t)
+	ingesttest.NeedFFmpeg(t)
 	w := newWorld(t, teststores.Disk(t))
-	co := memoryCoord(t)
+	co := ingesttest.MemoryCoord(t)
 	e := w.edge(t, "edge-a", co)
-	id, key := w.slot(t, "shutdown")
+	id, key := w.Slot(t, "shutdown")
 	f := publish(t, e.url(key), 60)
-	waitFor(t, "a first segment", 20*time.Second, func() bool { return w.exists(t, id, "video.m3u8") })
+	ingesttest.WaitFor(t, "a first segment", 20*time.Second, func() bool { return w.Exists(t, id, "video.m3u8") })
 	// A cut is made when the next keyframe arrives, and that keyframe opens
 	// the next segment: from the first listed segment on, one is in flight.
-	before := strings.Count(w.get(t, id, "video.m3u8"), "#EXTINF")
+	before := strings.Count(w.Get(t, id, "video.m3u8"), "#EXTINF")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	if err := e.srv.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	w.checkPlaylist(t, id, "video.m3u8", 2*time.Second, true)
-	if after := strings.Count(w.get(t, id, "video.m3u8"), "#EXTINF"); after <= before {
+	w.CheckPlaylist(t, id, "video.m3u8", 2*time.Second, 0.1, true)
+	if after := strings.Count(w.Get(t, id, "video.m3u8"), "#EXTINF"); after <= before {
 		t.Errorf("the segment in flight was not flushed: %d segments listed before Close, %d after", before, after)
 	}
-	mustContain(t, "audio.m3u8", w.get(t, id, "audio.m3u8"), "#EXT-X-ENDLIST")
-	if n := len(live(t, co.registry, id)); n != 0 {
+	ingesttest.MustContain(t, "audio.m3u8", w.Get(t, id, "audio.m3u8"), "#EXT-X-ENDLIST")
+	if n := len(ingesttest.Live(t, co.Registry, id)); n != 0 {
 		t.Errorf("%d sessions still listed after Close", n)
 	}
-	l, err := co.locker.Acquire(t.Context(), keys.SlotLease(id, keys.Primary), time.Second, coord.Owner{ID: "probe", Edge: "test", Protocol: "rtmp"})
+	l, err := co.Locker.Acquire(t.Context(), keys.SlotLease(id, keys.Primary), time.Second, coord.Owner{ID: "probe", Edge: "test", Protocol: "rtmp"})
 	if err != nil {
 		t.Fatalf("the lease was not released: %v", err)
 	}
 	_ = l.Release(t.Context())
-	stderr, _ := f.wait(t)
+	stderr, _ := f.Wait(t)
 	t.Logf("ffmpeg after Close: %s", stderr)
 }
 
