@@ -1,0 +1,364 @@
+package srt
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gosrt "github.com/datarhei/gosrt"
+
+	"github.com/liveingest/liveingest/edge/admit"
+	"github.com/liveingest/liveingest/edge/ingest"
+	"github.com/liveingest/liveingest/edge/tsdemux"
+	"github.com/liveingest/liveingest/origin/coord"
+	"github.com/liveingest/liveingest/origin/keys"
+	"github.com/liveingest/liveingest/origin/slots"
+)
+
+// Handshake rejections. libsrt puts a reject reason on the wire as
+// 1000 + the code its API reports (srt_getrejectreason): the SRT_REJ_*
+// codes 0–15 travel as 1000–1015 (gosrt's REJ_* constants are these wire
+// values), and the access-control codes 1400–1599 (SRT_REJX_*) travel as
+// 2400–2599. gosrt's REJX_* constants are the codes, not the wire values,
+// so they go through accessControl.
+const (
+	rejBadSecret = gosrt.REJ_BADSECRET // the caller reports SRT_REJ_BADSECRET: wrong passphrase
+	rejUnsecure  = gosrt.REJ_UNSECURE  // SRT_REJ_UNSECURE: passphrase required, or given where none is set
+)
+
+// accessControl is the handshake value that makes a libsrt caller report
+// the access-control code (e.g. 1401).
+func accessControl(code int) gosrt.RejectionReason {
+	return gosrt.RejectionReason(1000 + code)
+}
+
+// Access-control codes beside admit's (admit.SRT*).
+const (
+	codeBadMode = 1405 // REJX_BAD_MODE: the stream id asks to play
+)
+
+// conn is one SRT caller, from its connection request to close.
+type conn struct {
+	s       *Server
+	req     gosrt.ConnRequest
+	remote  netip.AddrPort
+	log     *slog.Logger
+	started time.Time
+
+	// ctx is cancelled by abort: the server's Close ran out of time.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	sc gosrt.Conn // set once accepted
+	wd *watchdog  // reads of sc
+	dm *tsdemux.Demuxer
+
+	// live is set while the connection writes segments; slot and role are
+	// its metrics labels, fixed before live is set.
+	live       atomic.Bool
+	slot, role string
+
+	statsMu sync.Mutex
+	stats   gosrt.Statistics
+}
+
+func newConn(s *Server, req gosrt.ConnRequest) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	var remote netip.AddrPort
+	if a, ok := req.RemoteAddr().(*net.UDPAddr); ok {
+		remote = a.AddrPort()
+	}
+	return &conn{
+		s: s, req: req, remote: remote, ctx: ctx, cancel: cancel, started: time.Now(),
+		log: s.log.With("protocol", admit.ProtocolSRT, "remote", remote.String()),
+	}
+}
+
+// abort cuts the connection's pending work (the final flush included).
+func (c *conn) abort() {
+	c.cancel()
+	if c.wd != nil {
+		c.wd.stop(errClosing)
+	}
+}
+
+// closeReason is why a connection ended; exactly one is logged per
+// connection.
+type closeReason struct {
+	msg   string
+	rej   *admit.Rejection // the reason given to the caller or the live status, if any
+	code  int              // the handshake rejection code sent, if any
+	err   error            // the cause, for the log
+	level slog.Level
+}
+
+// run serves the connection and logs why it ended, once.
+func (c *conn) run() {
+	defer c.s.untrack(c)
+	defer c.cancel()
+	r := c.runInner()
+	attrs := []any{"reason", r.msg, "duration", time.Since(c.started).Round(time.Millisecond)}
+	if r.rej != nil {
+		attrs = append(attrs, "end", string(r.rej.Reason), "message", r.rej.Message)
+	}
+	if r.code != 0 {
+		attrs = append(attrs, "reject_code", r.code)
+	}
+	if c.sc != nil {
+		st := c.linkStats()
+		attrs = append(attrs, "packets", st.PacketsReceived, "lost", st.PacketsLost,
+			"retransmitted", st.PacketsRetransmitted, "dropped", st.PacketsDropped, "rtt_ms", st.RTTMs)
+	}
+	if c.dm != nil {
+		ds := c.dm.Stats()
+		attrs = append(attrs, "ts_decode_errors", ds.DecodeErrors, "ts_discontinuities", ds.Discontinuities)
+		c.s.metrics.decodeErrors.Add(float64(ds.DecodeErrors))
+		c.s.metrics.discontinuities.Add(float64(ds.Discontinuities))
+	}
+	if r.err != nil {
+		attrs = append(attrs, "err", r.err.Error())
+	}
+	c.log.Log(context.Background(), r.level, "srt connection closed", attrs...)
+}
+
+func (c *conn) runInner() closeReason {
+	id, err := ParseStreamID(c.req.StreamId())
+	if err != nil {
+		code := admit.SRTBadRequest
+		if errors.Is(err, ErrPlayMode) {
+			code = codeBadMode
+		}
+		c.req.Reject(accessControl(code))
+		c.s.metrics.handshakes.WithLabelValues("bad-streamid").Inc()
+		return closeReason{msg: "stream id refused", code: code, err: err, level: slog.LevelInfo}
+	}
+	role := c.s.cfg.Role
+	if id.Role == keys.Backup {
+		role = keys.Backup
+	}
+
+	// The slot's passphrase is checked inside admission, before the rate
+	// limit and the lease: a wrong one is a failed authentication.
+	var secretRej gosrt.RejectionReason
+	verify := func(sl *slots.Slot) error {
+		want := sl.SRTPassphrase.Reveal()
+		switch {
+		case want == "" && c.req.IsEncrypted():
+			secretRej = rejUnsecure
+			return errors.New("this slot has no SRT passphrase; connect without one")
+		case want != "" && !c.req.IsEncrypted():
+			secretRej = rejUnsecure
+			return errors.New("this slot requires an SRT passphrase")
+		case want != "":
+			// Unwrapping the caller's key material with the passphrase is
+			// the check: it fails unless both sides hold the same one.
+			if err := c.req.SetPassphrase(want); err != nil {
+				secretRej = rejBadSecret
+				return errors.New("wrong SRT passphrase")
+			}
+		}
+		return nil
+	}
+	actx, cancel := context.WithTimeout(c.ctx, c.s.cfg.AdmitTimeout)
+	sess, err := c.s.deps.Admitter.Admit(actx, admit.Request{
+		Protocol: admit.ProtocolSRT, StreamKey: id.Key, Role: role, Remote: c.remote, Verify: verify,
+	})
+	cancel()
+	if err != nil {
+		rej := admit.AsRejection(err)
+		wire, code := accessControl(rej.Reason.SRTCode()), rej.Reason.SRTCode()
+		if rej.Reason == admit.ReasonUnauthorized && secretRej != 0 {
+			wire, code = secretRej, int(secretRej)-1000
+		}
+		c.req.Reject(wire)
+		c.s.metrics.handshakes.WithLabelValues("rejected").Inc()
+		return closeReason{msg: "publish rejected", rej: rej, code: code, level: slog.LevelInfo}
+	}
+	// The session is ours until the pipeline takes it; Close is idempotent.
+	defer func() { _ = sess.Close(context.WithoutCancel(c.ctx)) }()
+	c.log = c.log.With("slot", string(sess.Slot().ID), "role", string(role), "session", sess.ID())
+	if id.User != "" {
+		c.log = c.log.With("srt_user", id.User)
+	}
+
+	sc, err := c.req.Accept()
+	if err != nil {
+		return closeReason{msg: "accept failed", err: err, level: slog.LevelWarn}
+	}
+	c.s.metrics.handshakes.WithLabelValues("accepted").Inc()
+	c.statsMu.Lock()
+	c.sc = sc
+	c.statsMu.Unlock()
+	c.wd = newWatchdog(sc, c.s.cfg.ReadTimeout)
+	defer c.wd.stop(nil)
+	if c.closing() { // Close ran before the connection existed
+		c.wd.stop(errClosing)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-c.s.closed:
+			c.wd.stop(errClosing)
+		case <-sess.Done(): // lease lost, bitrate, GOP: stop reading now
+			c.wd.stop(errSessionEnded)
+		case <-stop:
+		}
+	}()
+
+	// Discovery: the program, the video's parameter sets and a keyframe.
+	c.wd.deadline(c.s.cfg.DiscoveryTimeout)
+	dm, err := tsdemux.Open(bufio.NewReaderSize(c.wd, 64<<10), tsdemux.Options{
+		// Room for a long first GOP at a contribution bitrate (6 s at
+		// 40 Mb/s); what is held meanwhile is audio, not these bytes.
+		MaxDiscovery:  32 << 20,
+		OnDecodeError: func(err error) { c.log.Debug("MPEG-TS decode error", "err", err) },
+	})
+	c.wd.deadline(0)
+	if err != nil {
+		return c.discoveryEnd(sess, err)
+	}
+	c.dm = dm
+	if ig := dm.Ignored(); len(ig) > 0 {
+		c.log.Info("ignoring extra MPEG-TS tracks", "tracks", ig)
+	}
+	tracks := dm.Tracks()
+	pipe, err := ingest.Start(c.ctx, sess, c.s.deps.Segmenter, tracks)
+	if err != nil {
+		return closeReason{msg: "session ended", rej: admit.AsRejection(err), level: slog.LevelWarn}
+	}
+	return c.publish(sess, pipe, role)
+}
+
+// discoveryEnd ends the session for a stream that never showed usable
+// media, with the reason for the live status, or quietly when the caller
+// simply left.
+func (c *conn) discoveryEnd(sess *admit.Session, err error) closeReason {
+	var msg string
+	switch {
+	case errors.Is(err, errClosing):
+		return closeReason{msg: "server shutting down", level: slog.LevelInfo}
+	case errors.Is(err, errSessionEnded):
+		return closeReason{msg: "session ended", rej: admit.AsRejection(sess.Err()), level: slog.LevelWarn}
+	case errors.Is(err, tsdemux.ErrUnsupportedCodec):
+		var ue *tsdemux.UnsupportedError
+		msg = err.Error()
+		if errors.As(err, &ue) {
+			msg = ue.Error()
+		}
+	case errors.Is(err, errDiscovery) && errors.Is(err, tsdemux.ErrNoProgram):
+		msg = fmt.Sprintf("no MPEG-TS program (PAT/PMT) within %s; send MPEG-TS", c.s.cfg.DiscoveryTimeout)
+	case errors.Is(err, errDiscovery):
+		msg = fmt.Sprintf("no H.264 or H.265 video (parameter sets and a keyframe) within %s", c.s.cfg.DiscoveryTimeout)
+	case errors.Is(err, tsdemux.ErrNoVideo) && !isReadEnd(err):
+		msg = "the MPEG-TS program has no usable video track; send H.264 or H.265 video"
+	default:
+		c.log.Debug("discovery ended", "err", err)
+		return c.readEnd("publisher left before sending media", err)
+	}
+	sess.End(admit.ReasonBadCodec, msg)
+	return closeReason{msg: "session ended", rej: admit.AsRejection(sess.Err()), level: slog.LevelWarn}
+}
+
+// publish reads access units into pipe until the caller or the session
+// ends, then flushes.
+func (c *conn) publish(sess *admit.Session, pipe *ingest.Pipeline, role keys.Role) closeReason {
+	c.slot, c.role = string(sess.Slot().ID), string(role)
+	sess.SetLinkStats(c.linkStats)
+	c.live.Store(true)
+	c.s.metrics.publishers.Inc()
+	defer c.s.metrics.publishers.Dec()
+	defer c.live.Store(false)
+	c.log.Info("publishing", "tracks", trackNames(c.dm))
+
+	var r closeReason
+	for {
+		au, err := c.dm.Next()
+		if err != nil {
+			r = c.readEnd("publisher disconnected", err)
+			if perr := pipe.Err(); perr != nil && !errors.Is(perr, admit.ErrClosed) {
+				r = closeReason{msg: "session ended", rej: admit.AsRejection(perr), level: slog.LevelWarn}
+			}
+			break
+		}
+		if werr := pipe.Write(c.ctx, au); werr != nil {
+			r = closeReason{msg: "session ended", rej: admit.AsRejection(werr), level: slog.LevelWarn}
+			break
+		}
+	}
+	// Stop reading (a session that ended while the caller still sends):
+	// the caller sees the connection close.
+	c.wd.stop(errSessionEnded)
+	// Flush the segment in flight before the lease is released (R-OPS-3).
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.CloseTimeout)
+	defer cancel()
+	if err := pipe.Close(ctx); err != nil {
+		r.err = errors.Join(r.err, err)
+		r.level = slog.LevelWarn
+	}
+	st := pipe.Stats()
+	c.log.Debug("publish stats", "segments", st.Segments, "bytes", st.Bytes, "avg_bitrate", st.AverageBitrate)
+	return r
+}
+
+func (c *conn) closing() bool {
+	select {
+	case <-c.s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// readEnd classifies the error that ended reading.
+func (c *conn) readEnd(step string, err error) closeReason {
+	switch {
+	case errors.Is(err, errClosing) || c.closing():
+		return closeReason{msg: "server shutting down", level: slog.LevelInfo}
+	case errors.Is(err, errSilent):
+		return closeReason{msg: fmt.Sprintf("%s: %s for %s", step, errSilent, c.s.cfg.ReadTimeout), level: slog.LevelWarn}
+	case isReadEnd(err):
+		return closeReason{msg: step, level: slog.LevelInfo}
+	}
+	return closeReason{msg: step, err: err, level: slog.LevelWarn}
+}
+
+// isReadEnd reports whether err is the connection ending rather than a
+// problem with what it carried.
+func isReadEnd(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, errSilent) || errors.Is(err, errClosing) || errors.Is(err, errSessionEnded)
+}
+
+// linkStats reads the connection's SRT statistics (safe from any
+// goroutine; the heartbeat calls it).
+func (c *conn) linkStats() coord.LinkStats {
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	if c.sc == nil {
+		return coord.LinkStats{}
+	}
+	c.sc.Stats(&c.stats)
+	a, in := c.stats.Accumulated, c.stats.Instantaneous
+	return coord.LinkStats{
+		RTTMs: in.MsRTT, ReceiveRateKbps: int64(in.MbpsRecvRate * 1000),
+		PacketsReceived: a.PktRecv, PacketsLost: a.PktRecvLoss,
+		PacketsRetransmitted: a.PktRecvRetrans, PacketsDropped: a.PktRecvDrop,
+	}
+}
+
+func trackNames(dm *tsdemux.Demuxer) []string {
+	var out []string
+	for _, t := range dm.Tracks() {
+		out = append(out, t.Name())
+	}
+	return out
+}

@@ -1,0 +1,304 @@
+// Package srt is the SRT ingest (SPEC R-SRT-1) on datarhei/gosrt: a UDP
+// listener that takes MPEG-TS from SRT callers in live mode.
+//
+// Stream ids (see ParseStreamID): "#!::r=<stream_key>,m=publish" (SRT
+// Access Control), "publish:<stream_key>" or a plain "<stream_key>"; the
+// resource "backup/<stream_key>" publishes as the backup role, as does any
+// publish to an edge configured with the backup role. Play requests
+// (m=request) are refused.
+//
+// Each caller runs: handshake → stream id → admission (edge/admit; the
+// slot's passphrase is checked inside it, before the lease) → accept →
+// MPEG-TS discovery (edge/tsdemux) → the ingest pipeline (edge/ingest) →
+// access units until the caller leaves, goes silent, or the session ends.
+//
+// SRT can refuse a caller only during the handshake, and does so with a
+// reject reason the caller's library reports (srt_getrejectreason; ffmpeg
+// and srt-live-transmit print its text):
+//
+//	unauthorized (unknown key)            1401 REJX_UNAUTHORIZED
+//	forbidden-ip, forbidden               1403 REJX_FORBIDDEN
+//	busy (the slot's role is published)   1409 (1000 + HTTP 409, SPEC R-EDGE-4)
+//	rate-limited                          1429 (1000 + HTTP 429)
+//	storage-unavailable                   1503 REJX_DOWN
+//	internal                              1500 REJX_ISE
+//	wrong passphrase                      SRT_REJ_BADSECRET (10)
+//	passphrase missing, or unexpected     SRT_REJ_UNSECURE (11)
+//	play request (m=request)              1405 REJX_BAD_MODE
+//	malformed stream id                   1400 REJX_BAD_REQUEST
+//
+// (libsrt names 1407 REJX_CONFLICT; the product uses 1409 so that every
+// protocol says "conflict" with the HTTP number, as the spec requires.)
+// Reasons found after the handshake — no video in the first seconds, an
+// unsupported codec, the bitrate or keyframe interval over the slot's
+// limit, the lease lost — end the connection and are visible in the log,
+// the metrics and the slot's live status.
+package srt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	gosrt "github.com/datarhei/gosrt"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveingest/liveingest/edge/admit"
+	"github.com/liveingest/liveingest/edge/ingest"
+	"github.com/liveingest/liveingest/origin/keys"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Addr is the UDP listen address, e.g. ":9000". Required.
+	Addr string
+
+	// Role is the role a publish takes unless its stream id names the
+	// backup resource: a backup PoP's edge runs with keys.Backup.
+	// Default: keys.Primary.
+	Role keys.Role
+
+	// Latency is the receiver's minimum TSBPD latency; a caller asking for
+	// more gets more. Higher survives more loss on long paths. Default: 120ms.
+	Latency time.Duration
+
+	// AdmitTimeout bounds admission during the handshake. It must stay
+	// below the callers' connect timeout (libsrt's default is 3 s), or they
+	// give up before they hear the answer. Default: 2s.
+	AdmitTimeout time.Duration
+
+	// DiscoveryTimeout is how long after the accept the stream may take to
+	// show an MPEG-TS program with video (H.264/H.265 parameter sets and a
+	// keyframe); a stream without ends with reason bad-codec. Default: 5s.
+	DiscoveryTimeout time.Duration
+
+	// ReadTimeout ends a connection that delivers no data for this long
+	// (an SRT peer that only sends keep-alives stays connected otherwise).
+	// Default: 10s.
+	ReadTimeout time.Duration
+
+	// CloseTimeout bounds flushing one connection's last segment when it
+	// ends on its own (the server's Close uses its ctx instead).
+	// Default: 30s.
+	CloseTimeout time.Duration
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Role == "" {
+		c.Role = keys.Primary
+	}
+	if c.Latency == 0 {
+		c.Latency = 120 * time.Millisecond
+	}
+	if c.AdmitTimeout == 0 {
+		c.AdmitTimeout = 2 * time.Second
+	}
+	if c.DiscoveryTimeout == 0 {
+		c.DiscoveryTimeout = 5 * time.Second
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = 30 * time.Second
+	}
+	return c
+}
+
+// Validate checks c after defaults; the error names the field.
+func (c Config) Validate() error {
+	switch {
+	case c.Addr == "":
+		return errors.New("srt: Config.Addr is required")
+	case c.Latency < 20*time.Millisecond || c.Latency > 10*time.Second:
+		return fmt.Errorf("srt: Config.Latency %v must be between 20ms and 10s", c.Latency)
+	case c.AdmitTimeout <= 0:
+		return fmt.Errorf("srt: Config.AdmitTimeout %v must be positive", c.AdmitTimeout)
+	case c.DiscoveryTimeout <= 0:
+		return fmt.Errorf("srt: Config.DiscoveryTimeout %v must be positive", c.DiscoveryTimeout)
+	case c.ReadTimeout <= 0:
+		return fmt.Errorf("srt: Config.ReadTimeout %v must be positive", c.ReadTimeout)
+	case c.CloseTimeout <= 0:
+		return fmt.Errorf("srt: Config.CloseTimeout %v must be positive", c.CloseTimeout)
+	}
+	if _, err := keys.ParseRole(string(c.Role)); err != nil {
+		return fmt.Errorf("srt: Config.Role: %w", err)
+	}
+	return nil
+}
+
+// Admitter is the admission path (*admit.Admission implements it).
+type Admitter interface {
+	// Admit returns the live session or a *admit.Rejection.
+	Admit(ctx context.Context, r admit.Request) (*admit.Session, error)
+}
+
+// Deps are what a Server talks to.
+type Deps struct {
+	// Admitter decides who may publish. Required.
+	Admitter Admitter
+	// Segmenter writes the admitted sessions' segments. Required.
+	Segmenter ingest.Segmenter
+	// Logger gets one line per connection end (never a stream key or a
+	// passphrase). Default: slog.Default().
+	Logger *slog.Logger
+	// Metrics registers the liveingest_srt_* metrics. Default: nil (none).
+	Metrics prometheus.Registerer
+}
+
+// Server accepts SRT publishers. Start binds; Close ends it.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	metrics *metrics
+
+	mu      sync.Mutex
+	ln      gosrt.Listener
+	conns   map[*conn]struct{}
+	started bool
+	closing bool
+
+	closed chan struct{} // closed by Close: conns end, the accept loop stops
+	wg     sync.WaitGroup
+}
+
+// New returns a Server, or an error naming the bad field. It binds nothing.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case deps.Admitter == nil:
+		return nil, errors.New("srt: Deps.Admitter is required")
+	case deps.Segmenter == nil:
+		return nil, errors.New("srt: Deps.Segmenter is required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	s := &Server{
+		cfg: cfg, deps: deps,
+		log:    deps.Logger.With("component", "srt"),
+		conns:  map[*conn]struct{}{},
+		closed: make(chan struct{}),
+	}
+	m, err := newMetrics(deps.Metrics, s)
+	if err != nil {
+		return nil, fmt.Errorf("srt: Deps.Metrics: %w", err)
+	}
+	s.metrics = m
+	return s, nil
+}
+
+// Start binds the UDP address and starts accepting, so that the caller
+// learns a bind error at once. It may be called once.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closing {
+		return errors.New("srt: Start called twice or after Close")
+	}
+	s.started = true
+	ln, err := gosrt.Listen("srt", s.cfg.Addr, s.listenConfig())
+	if err != nil {
+		return fmt.Errorf("srt: listen %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	s.log.Info("listening", "protocol", admit.ProtocolSRT, "addr", ln.Addr().String())
+	s.wg.Add(1)
+	go s.acceptLoop(ln)
+	return nil
+}
+
+// listenConfig is the listener's SRT configuration: live mode, TSBPD with
+// the configured latency (the larger of ours and the caller's wins), and
+// quiet peers dropped by the library after the read timeout.
+func (s *Server) listenConfig() gosrt.Config {
+	c := gosrt.DefaultConfig()
+	c.ReceiverLatency = s.cfg.Latency
+	c.PeerLatency = s.cfg.Latency
+	c.PeerIdleTimeout = s.cfg.ReadTimeout
+	return c
+}
+
+// Addr is the bound UDP address (nil before Start).
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Close stops accepting, ends every live connection gracefully — each
+// flushes its last segment and manifests and releases its lease, bounded by
+// ctx — and waits for all goroutines. It returns ctx's error if they did not
+// finish in time. Idempotent.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.closed)
+		if s.ln != nil {
+			// Closes the socket and every established connection: their
+			// reads end, their pipelines flush.
+			s.ln.Close()
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.abort()
+		}
+		s.mu.Unlock()
+		<-done
+		return fmt.Errorf("srt: close: %w", ctx.Err())
+	}
+}
+
+// track registers c unless the server is closing (then c must not run).
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// publishing lists the connections that are writing segments now, for the
+// per-connection metrics.
+func (s *Server) publishing() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		if c.live.Load() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
