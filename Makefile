@@ -4,7 +4,7 @@
 GO            ?= go
 GOBIN         := $(shell $(GO) env GOPATH)/bin
 MINIO_MODULE  := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
-APT_PACKAGES  := ffmpeg redis-server srt-tools chromium cadaver rclone
+APT_PACKAGES  := ffmpeg redis-server srt-tools libsrt-gnutls-dev pkg-config gcc chromium cadaver rclone
 FUZZTIME      ?= 30s
 TEST_TIMEOUT  ?= 30m
 export PATH   := $(GOBIN):$(PATH)
@@ -52,6 +52,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRelPath$$' -fuzztime $(FUZZTIME) ./origin/keys
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateName$$' -fuzztime $(FUZZTIME) ./origin/slots
 	$(GO) test -run '^$$' -fuzz '^FuzzPushPath$$' -fuzztime $(FUZZTIME) ./edge/push
+	$(GO) test -run '^$$' -fuzz '^FuzzParseStreamID$$' -fuzztime $(FUZZTIME) ./edge/srt
+	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./edge/tsdemux
 
 # The load benchmark (docs/performance.md). BENCH_CPU is the one core the
 # servers are pinned to; the generator runs on the other cores.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -121,17 +120,21 @@ func (c *DevCmd) Run(ctx context.Context, e env) error {
 	if err != nil {
 		return fmt.Errorf("--rtmps: %w", err)
 	}
+	srtAddr, err := concreteUDPAddr(c.SRT)
+	if err != nil {
+		return fmt.Errorf("--srt: %w", err)
+	}
 	deployment := slots.Deployment{
 		Regions:   []slots.Region{{ID: c.Region, PublicHost: c.PublicHost}},
 		RTMPPort:  addrPort(rtmpAddr),
 		RTMPSPort: addrPort(rtmpsAddr),
-		SRTPort:   addrPort(c.SRT),
+		SRTPort:   addrPort(srtAddr),
 		HTTPPort:  httpL.port(),
 		HTTPSPort: httpsL.port(),
 	}
 	co := memory.New(nil)
 	o := newOps("dev", logger, check{"store", storeReachable(st)})
-	svc, err := devService(st, co, deployment, token, rtmpAddr, rtmpsAddr, cert.TLSConfig(), o.registry, logger)
+	svc, err := devService(st, co, deployment, token, ingestAddrs{rtmp: rtmpAddr, rtmps: rtmpsAddr, tls: cert.TLSConfig(), srt: srtAddr}, o.registry, logger)
 	if err != nil {
 		httpL.ln.Close()
 		httpsL.ln.Close()
@@ -155,7 +158,7 @@ const devExpireInterval = time.Second
 
 // devService is every tier in one: the origin (API, playback), the edge's
 // Live Push ingest, and the expiry sweeper.
-func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secret.String, rtmpAddr, rtmpsAddr string, tlsConfig *tls.Config, reg prometheus.Registerer, logger *slog.Logger) (roleService, error) {
+func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secret.String, addrs ingestAddrs, reg prometheus.Registerer, logger *slog.Logger) (roleService, error) {
 	repo, err := newRepo(st, d, logger)
 	if err != nil {
 		return roleService{}, err
@@ -178,19 +181,20 @@ func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secr
 	if err != nil {
 		return roleService{}, err
 	}
-	rs, err := newRTMP(edgeDeps{
+	is, err := startIngest(edgeDeps{
 		repo: repo, store: st, locker: co, registry: co, node: "dev", role: keys.Primary, logger: logger, metrics: reg,
 		newLimiter: func(r coord.Rate) (coord.Limiter, error) { return co.NewLimiter(r) },
-	}, rtmpAddr, rtmpsAddr, tlsConfig)
+	}, addrs)
 	if err != nil {
 		_ = ps.Close(context.Background())
 		return roleService{}, err
 	}
-	return roleService{handler: mux, background: []func(context.Context){sw.Run}, close: closeAll(rs.Close, ps.Close)}, nil
+	return roleService{handler: mux, background: []func(context.Context){sw.Run}, close: closeAll(is.close, ps.Close)}, nil
 }
 
-// closeAll closes in order and returns the first error: the RTMP server
-// first, so its sessions store their last segment while storage is up.
+// closeAll closes in order and returns the first error: the stream-key
+// ingest first, so its sessions store their last segment while storage is
+// up.
 func closeAll(closers ...func(context.Context) error) func(context.Context) error {
 	return func(ctx context.Context) error {
 		var first error
@@ -217,6 +221,20 @@ func concreteAddr(addr string) (string, error) {
 	}
 	defer l.Close()
 	return net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port)), nil
+}
+
+// concreteUDPAddr is concreteAddr for a UDP listener (SRT).
+func concreteUDPAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr, err
+	}
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer pc.Close()
+	return net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)), nil
 }
 
 // certHosts are the names the dev certificate covers: the public host and
@@ -281,6 +299,7 @@ func printDevSummary(w io.Writer, c *DevCmd, d slots.Deployment, token secret.St
 	fmt.Fprintf(tw, "  https\t%s\n", httpsBase)
 	fmt.Fprintf(tw, "  rtmp\trtmp://%s/live/<stream key>\n", net.JoinHostPort(c.PublicHost, strconv.Itoa(d.RTMPPort)))
 	fmt.Fprintf(tw, "  rtmps\trtmps://%s/live/<stream key>\n", net.JoinHostPort(c.PublicHost, strconv.Itoa(d.RTMPSPort)))
+	fmt.Fprintf(tw, "  srt\tsrt://%s?streamid=#!::r=<stream key>,m=publish\n", net.JoinHostPort(c.PublicHost, strconv.Itoa(d.SRTPort)))
 	fmt.Fprintf(tw, "  api\t%s/api/v1  (OpenAPI: /api/v1/openapi.json)\n", httpBase)
 	fmt.Fprintf(tw, "  health\t%s/healthz  /readyz  /metrics\n", httpBase)
 	fmt.Fprintf(tw, "  certificate\t%s (self-signed, sha256 %s)\n", cert.CertPath, cert.Fingerprint)

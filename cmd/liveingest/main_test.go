@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // devAddrs puts every listener of dev on an ephemeral loopback port: tests
 // never bind fixed ports.
-var devAddrs = []string{"--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--rtmps", "127.0.0.1:0"}
+var devAddrs = []string{"--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--rtmps", "127.0.0.1:0", "--srt", "127.0.0.1:0"}
 
 // devArgs is `dev` on ephemeral ports with data in dir, plus extra flags.
 func devArgs(dir string, extra ...string) []string {
@@ -260,7 +260,7 @@ func TestMakeRun(t *testing.T) {
 	cmd := exec.Command("make", "--no-print-directory", "run")
 	cmd.Dir = "../.."
 	cmd.Env = append(os.Environ(), "LIVEINGEST_HTTP=127.0.0.1:0", "LIVEINGEST_HTTPS=127.0.0.1:0", "LIVEINGEST_RTMP=127.0.0.1:0",
-		"LIVEINGEST_RTMPS=127.0.0.1:0", "LIVEINGEST_DATA="+t.TempDir(), "LIVEINGEST_LOG_FORMAT=text")
+		"LIVEINGEST_RTMPS=127.0.0.1:0", "LIVEINGEST_SRT=127.0.0.1:0", "LIVEINGEST_DATA="+t.TempDir(), "LIVEINGEST_LOG_FORMAT=text")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out testenv.Buffer
 	stdout, err := cmd.StdoutPipe()

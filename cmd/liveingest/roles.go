@@ -279,6 +279,8 @@ type EdgeCmd struct {
 	// RTMPS is the RTMPS ingest address (needs --tls-cert and --tls-key);
 	// empty turns it off. Default: "".
 	RTMPS string `name:"rtmps" help:"RTMPS ingest address (needs --tls-cert/--tls-key); empty: off."`
+	// SRT is the SRT ingest address (UDP); empty turns it off. Default: :9000.
+	SRT string `name:"srt" help:"SRT ingest address (UDP); empty: off." default:":9000"`
 }
 
 // Validate checks the edge's own fields after the common ones.
@@ -288,6 +290,11 @@ func (c *EdgeCmd) Validate() error {
 	}
 	if c.RTMP != "" {
 		if err := checkAddr("--rtmp", c.RTMP); err != nil {
+			return err
+		}
+	}
+	if c.SRT != "" {
+		if err := checkAddr("--srt", c.SRT); err != nil {
 			return err
 		}
 	}
@@ -330,25 +337,18 @@ func (c *EdgeCmd) Run(ctx context.Context, e env) error {
 			}
 			tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 		}
-		rs, err := newRTMP(edgeDeps{
+		is, err := startIngest(edgeDeps{
 			repo: repo, store: rd.store, locker: rd.coord, registry: rd.coord, node: rd.node,
 			role: keys.Role(c.IngestRole), logger: rd.logger, metrics: rd.metrics,
 			newLimiter: func(r coord.Rate) (coord.Limiter, error) { return rd.coord.NewLimiter(r) },
-		}, c.RTMP, c.RTMPS, tlsConfig)
+		}, ingestAddrs{rtmp: c.RTMP, rtmps: c.RTMPS, tls: tlsConfig, srt: c.SRT})
 		if err != nil {
 			_ = ps.Close(context.Background())
 			return roleService{}, err
 		}
 		mux := http.NewServeMux()
 		mux.Handle(push.PathPrefix, ps.Handler())
-		var bound []any
-		if a := rs.Addr(); a != nil {
-			bound = append(bound, "rtmp", a.String())
-		}
-		if a := rs.TLSAddr(); a != nil {
-			bound = append(bound, "rtmps", a.String())
-		}
-		return roleService{handler: mux, close: closeAll(rs.Close, ps.Close), logAttrs: bound}, nil
+		return roleService{handler: mux, close: closeAll(is.close, ps.Close), logAttrs: is.bound()}, nil
 	})
 }
 

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +16,7 @@ import (
 	"github.com/liveingest/liveingest/edge/push"
 	"github.com/liveingest/liveingest/edge/rtmp"
 	"github.com/liveingest/liveingest/edge/segment"
+	"github.com/liveingest/liveingest/edge/srt"
 	"github.com/liveingest/liveingest/functions/expire"
 	"github.com/liveingest/liveingest/origin/api"
 	"github.com/liveingest/liveingest/origin/coord"
@@ -89,10 +93,24 @@ type edgeDeps struct {
 	metrics    prometheus.Registerer
 }
 
-// newRTMP builds the RTMP/RTMPS server behind the one admission path and
-// the segmenter (R-EDGE-ADMIT, R-SEG-1). rtmpAddr or rtmpsAddr "" turns
-// that listener off; rtmps needs tlsConfig.
-func newRTMP(d edgeDeps, rtmpAddr, rtmpsAddr string, tlsConfig *tls.Config) (*rtmp.Server, error) {
+// ingestAddrs are the stream-key listeners of an edge; "" turns one off.
+type ingestAddrs struct {
+	rtmp, rtmps string      // TCP
+	tls         *tls.Config // serves RTMPS; required with rtmps
+	srt         string      // UDP
+}
+
+// ingestServers are an edge's stream-key protocol servers. They share one
+// admission (R-EDGE-ADMIT: one lease, rate limit and live registry per slot
+// whatever the protocol) and one segmenter (R-SEG-1).
+type ingestServers struct {
+	rtmp *rtmp.Server
+	srt  *srt.Server
+}
+
+// startIngest builds the admission and the segmenter and starts the
+// configured protocol servers.
+func startIngest(d edgeDeps, a ingestAddrs) (*ingestServers, error) {
 	cfg := admit.Config{EdgeID: d.node}.WithDefaults()
 	keyLim, err := d.newLimiter(cfg.KeyRate)
 	if err != nil {
@@ -113,13 +131,62 @@ func newRTMP(d edgeDeps, rtmpAddr, rtmpsAddr string, tlsConfig *tls.Config) (*rt
 	if err != nil {
 		return nil, fmt.Errorf("segment: %w", err)
 	}
-	srv, err := rtmp.New(rtmp.Config{Addr: rtmpAddr, TLSAddr: rtmpsAddr, TLSConfig: tlsConfig, Role: d.role},
-		rtmp.Deps{Admitter: adm, Segmenter: seg, Logger: d.logger.With("proto", "rtmp"), Metrics: d.metrics})
-	if err != nil {
-		return nil, fmt.Errorf("rtmp: %w", err)
+	s := &ingestServers{}
+	if a.rtmp != "" || a.rtmps != "" {
+		rs, err := rtmp.New(rtmp.Config{Addr: a.rtmp, TLSAddr: a.rtmps, TLSConfig: a.tls, Role: d.role},
+			rtmp.Deps{Admitter: adm, Segmenter: seg, Logger: d.logger.With("proto", "rtmp"), Metrics: d.metrics})
+		if err != nil {
+			return nil, fmt.Errorf("rtmp: %w", err)
+		}
+		if err := rs.Start(); err != nil {
+			return nil, fmt.Errorf("--rtmp/--rtmps: %w", err)
+		}
+		s.rtmp = rs
 	}
-	if err := srv.Start(); err != nil {
-		return nil, fmt.Errorf("--rtmp/--rtmps: %w", err)
+	if a.srt != "" {
+		ss, err := srt.New(srt.Config{Addr: a.srt, Role: d.role},
+			srt.Deps{Admitter: adm, Segmenter: seg, Logger: d.logger.With("proto", "srt"), Metrics: d.metrics})
+		if err == nil {
+			err = ss.Start()
+		}
+		if err != nil {
+			_ = s.close(context.Background())
+			return nil, fmt.Errorf("--srt: %w", err)
+		}
+		s.srt = ss
 	}
-	return srv, nil
+	return s, nil
+}
+
+// close ends every server gracefully (each flushes its sessions' last
+// segments), all at once so that one slow flush does not eat the others'
+// shutdown time.
+func (s *ingestServers) close(ctx context.Context) error {
+	var wg sync.WaitGroup
+	var rerr, serr error
+	if s.rtmp != nil {
+		wg.Go(func() { rerr = s.rtmp.Close(ctx) })
+	}
+	if s.srt != nil {
+		wg.Go(func() { serr = s.srt.Close(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(rerr, serr)
+}
+
+// bound lists the addresses really bound, for the start-up log line.
+func (s *ingestServers) bound() []any {
+	var out []any
+	if s.rtmp != nil {
+		if a := s.rtmp.Addr(); a != nil {
+			out = append(out, "rtmp", a.String())
+		}
+		if a := s.rtmp.TLSAddr(); a != nil {
+			out = append(out, "rtmps", a.String())
+		}
+	}
+	if s.srt != nil {
+		out = append(out, "srt", s.srt.Addr().String())
+	}
+	return out
 }

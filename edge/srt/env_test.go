@@ -1,17 +1,10 @@
 package srt
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,13 +15,7 @@ import (
 	"github.com/liveingest/liveingest/origin/store"
 )
 
-func TestMain(m *testing.M) {
-	testenv.Main(m, func() {
-		if callerDir != "" {
-			_ = os.RemoveAll(callerDir)
-		}
-	})
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // edge is one edge process: admission + segmenter + the SRT server on a
 // loopback UDP port chosen at run time.
@@ -89,87 +76,16 @@ func publish(t *testing.T, url string, secs int, codecArgs ...string) *ingesttes
 	return ingesttest.Publish(t, "mpegts", url, secs, codecArgs...)
 }
 
-var (
-	callerOnce sync.Once
-	callerDir  string // removed by TestMain
-	callerBin  string
-	callerErr  error
-)
-
-// srtcaller builds testdata/srtcaller.c against libsrt once per run: the
-// reference implementation's own report of a handshake rejection
-// (srt_getrejectreason), which ffmpeg and srt-live-transmit only print as
-// text.
-func srtcaller(t *testing.T) string {
-	t.Helper()
-	callerOnce.Do(func() {
-		flags, err := exec.Command("pkg-config", "--cflags", "--libs", "srt").Output()
-		if err != nil {
-			callerErr = fmt.Errorf("pkg-config srt: %v (install libsrt-gnutls-dev and pkg-config: make deps)", err)
-			return
-		}
-		dir, err := os.MkdirTemp("", "srtcaller")
-		if err != nil {
-			callerErr = err
-			return
-		}
-		callerDir = dir
-		bin := filepath.Join(dir, "srtcaller")
-		args := append([]string{"-O1", "-o", bin, "testdata/srtcaller.c"}, strings.Fields(string(flags))...)
-		if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
-			callerErr = fmt.Errorf("gcc srtcaller: %v\n%s", err, out)
-			return
-		}
-		callerBin = bin
-	})
-	if callerErr != nil {
-		t.Fatal(callerErr)
-	}
-	return callerBin
-}
-
-// call runs srtcaller against e with streamID and extra arguments
-// (passphrase, key length, -send) and returns its output line and exit
-// code. stdin feeds -send.
-// With stdin, kbps > 0 paces it (SRTCALLER_KBPS).
+// call runs srtcaller against e (see ingesttest.SRTCall).
 func (e *edge) call(t *testing.T, stdin []byte, kbps int, streamID string, args ...string) (string, int) {
 	t.Helper()
-	host, port := e.hostPort()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, srtcaller(t), append([]string{host, port, streamID}, args...)...)
-	cmd.Stdin = bytes.NewReader(stdin)
-	if kbps > 0 {
-		cmd.Env = append(os.Environ(), "SRTCALLER_KBPS="+strconv.Itoa(kbps))
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("srtcaller: %v", err)
-	}
-	if code == 1 {
-		t.Fatalf("srtcaller failed: %s", stderr.String())
-	}
-	return strings.TrimSpace(string(out)), code
+	return ingesttest.SRTCall(t, e.srv.Addr().String(), stdin, kbps, streamID, args...)
 }
 
-// rejectCode runs srtcaller and returns the reject reason libsrt reported;
-// it fails the test if the caller was accepted.
+// rejectCode is the reject reason libsrt reports for streamID on e.
 func (e *edge) rejectCode(t *testing.T, streamID string, args ...string) int {
 	t.Helper()
-	out, code := e.call(t, nil, 0, streamID, args...)
-	if code != 2 {
-		t.Fatalf("srtcaller %q: %q (exit %d), want a rejection", streamID, out, code)
-	}
-	var n int
-	if _, err := fmt.Sscanf(out, "rejected %d", &n); err != nil {
-		t.Fatalf("srtcaller output %q", out)
-	}
-	return n
+	return ingesttest.SRTRejectCode(t, e.srv.Addr().String(), streamID, args...)
 }
 
 // metric reads a gauge or counter with the given labels from e's registry.

@@ -139,7 +139,6 @@ func TestRejections(t *testing.T) {
 	w := newWorld(t, teststores.Disk(t))
 	co := ingesttest.MemoryCoord(t)
 	e := w.edge(t, "edge-a", co, Config{})
-	srtcaller(t)
 
 	t.Run("unknown-key", func(t *testing.T) {
 		if got := e.rejectCode(t, acID("no-such-key")); got != 1401 {
@@ -432,7 +431,7 @@ func (e *edge) feed(t *testing.T, streamID string, next func() []byte) (stop fun
 	t.Helper()
 	host, port := e.hostPort()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	cmd := exec.CommandContext(ctx, srtcaller(t), host, port, streamID, "-send")
+	cmd := exec.CommandContext(ctx, ingesttest.SRTCaller(t), host, port, streamID, "-send")
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -38,14 +38,10 @@ var (
 
 type stopper interface{ stop() }
 
-// Main runs the package's tests, stops the shared servers, runs cleanups
-// (the package's own process-wide fixtures), then fails the run if
-// goroutines leaked.
-func Main(m *testing.M, cleanups ...func()) {
+// Main runs the package's tests, stops the shared servers, then fails the run
+// if goroutines leaked.
+func Main(m *testing.M) {
 	code := m.Run()
-	for _, c := range cleanups {
-		c()
-	}
 	mu.Lock()
 	for name, s := range shared {
 		s.stop()

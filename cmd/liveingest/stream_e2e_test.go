@@ -5,25 +5,28 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/liveingest/liveingest/internal/ingesttest"
 	"github.com/liveingest/liveingest/internal/testenv"
 )
 
-// TestRTMPDev: ffmpeg publishes 30 s of H.264 (2 s GOP) + AAC over RTMP and
-// over RTMPS to dev; while it runs the live status names the session; after,
-// ffprobe decodes the HLS and DASH playback URLs, the media playlist passes
+// TestStreamDev: ffmpeg publishes 30 s of H.264 (2 s GOP) + AAC over RTMP,
+// RTMPS and SRT (MPEG-TS) to dev, each to the ingest URL the slot shows;
+// while it runs the live status names the session; after, ffprobe decodes
+// the HLS and DASH playback URLs, the media playlist passes
 // mediastreamvalidator-style checks, and the segments are 2 s ± 10 %.
-func TestRTMPDev(t *testing.T) {
+func TestStreamDev(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping real-time encoder runs")
 	}
 	base, _, token, _ := startDev(t)
-	for _, proto := range []string{"rtmp", "rtmps"} {
+	for proto, muxer := range map[string][]string{"rtmp": {"-f", "flv"}, "rtmps": {"-f", "flv"}, "srt": {"-f", "mpegts"}} {
 		t.Run(proto, func(t *testing.T) {
 			t.Parallel()
 			var created struct {
@@ -41,27 +44,9 @@ func TestRTMPDev(t *testing.T) {
 			if !strings.Contains(url, created.StreamKey) {
 				t.Fatalf("ingest url %q does not carry the stream key", url)
 			}
-			enc := startEncoder(t, 30, []string{"-f", "flv"}, url)
+			enc := startEncoder(t, 30, muxer, url)
 
-			// Live status while publishing.
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				var live struct {
-					Live     bool `json:"live"`
-					Sessions []struct {
-						Protocol    string `json:"protocol"`
-						BitrateKbps int64  `json:"bitrate_kbps"`
-					} `json:"sessions"`
-				}
-				apiCall(t, base, token, "GET", "/slots/"+created.ID+"/live", nil, &live)
-				if live.Live && len(live.Sessions) == 1 && live.Sessions[0].Protocol == proto {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("live status never showed the %s session: %+v\nencoder:\n%s", proto, live, enc.out.String())
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
+			waitLive(t, base, token, created.ID, proto, enc)
 			hls := strings.Replace(created.Playback["hls"], "localhost", "127.0.0.1", 1)
 			dash := strings.Replace(created.Playback["dash"], "localhost", "127.0.0.1", 1)
 			waitStatus(t, hls, http.StatusOK, 30*time.Second)
@@ -71,7 +56,7 @@ func TestRTMPDev(t *testing.T) {
 			// publisher go; until then a player (ffprobe too) treats the
 			// stream as live and starts near its end.
 			media := strings.TrimSuffix(hls, "index.m3u8") + "video.m3u8"
-			deadline = time.Now().Add(30 * time.Second)
+			deadline := time.Now().Add(30 * time.Second)
 			for {
 				if _, body := get(t, media); strings.Contains(body, "#EXT-X-ENDLIST") {
 					break
@@ -82,7 +67,7 @@ func TestRTMPDev(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 
-			checkDecodes(t, probe(t, hls, true, time.Minute), 600) // 30 s at 25 fps, less a trimmed tail
+			checkDecodes(t, probe(t, hls, true, time.Minute), 600) // 30 s at 25 fps, less a trimmed tail (SRT live mode may drop it)
 			checkDecodes(t, probe(t, dash, true, time.Minute), 600)
 			validateMedia(t, media, 2*time.Second)
 		})
@@ -218,4 +203,96 @@ func TestRTMPSecondEdge(t *testing.T) {
 	first.wait(t, time.Minute)
 	third := startEncoder(t, 4, []string{"-f", "flv"}, urlB)
 	third.wait(t, time.Minute) // accepted now: ffmpeg exits 0 after publishing
+}
+
+// TestSRTDevRefusals: on dev, an SRT caller to a slot an RTMP encoder
+// publishes is refused 1409 (one protocol at a time, R-EDGE-2); an
+// encrypted slot refuses a caller without its passphrase and takes one
+// with it. Codes are as libsrt reports them to the caller.
+func TestSRTDevRefusals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping real-time encoder runs")
+	}
+	base, _, token, _ := startDev(t)
+	type created struct {
+		ID        string `json:"id"`
+		StreamKey string `json:"stream_key"`
+		Ingest    map[string]struct {
+			Primary string `json:"primary"`
+		} `json:"ingest_urls"`
+	}
+	var busy, enc created
+	if code := apiCall(t, base, token, "POST", "/slots", map[string]any{"name": "held", "type": "transmux"}, &busy); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	if code := apiCall(t, base, token, "POST", "/slots", map[string]any{"name": "secret", "type": "transmux", "srt_passphrase": "correct-horse-battery"}, &enc); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	srtHost := func(c created) string {
+		u, err := url.Parse(c.Ingest["srt"].Primary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Replace(u.Host, "localhost", "127.0.0.1", 1)
+	}
+	id := func(c created) string { return "#!::r=" + c.StreamKey + ",m=publish" }
+
+	rtmpURL := strings.Replace(busy.Ingest["rtmp"].Primary, "localhost", "127.0.0.1", 1)
+	rtmpEnc := startEncoder(t, 20, []string{"-f", "flv"}, rtmpURL)
+	waitLive(t, base, token, busy.ID, "rtmp", rtmpEnc)
+	if got := ingesttest.SRTRejectCode(t, srtHost(busy), id(busy)); got != 1409 {
+		t.Errorf("SRT caller to a slot published over RTMP: reject reason %d, want 1409", got)
+	}
+
+	if got := ingesttest.SRTRejectCode(t, srtHost(enc), id(enc)); got != 11 {
+		t.Errorf("no passphrase: reject reason %d, want 11 (SRT_REJ_UNSECURE)", got)
+	}
+	if got := ingesttest.SRTRejectCode(t, srtHost(enc), id(enc), "not-the-passphrase"); got != 10 {
+		t.Errorf("wrong passphrase: reject reason %d, want 10 (SRT_REJ_BADSECRET)", got)
+	}
+	srtURL := strings.Replace(enc.Ingest["srt"].Primary, "localhost", "127.0.0.1", 1) + "&passphrase=correct-horse-battery"
+	srtEnc := startEncoder(t, 10, []string{"-f", "mpegts"}, srtURL)
+	waitLive(t, base, token, enc.ID, "srt", srtEnc)
+	var live struct {
+		Sessions []struct {
+			Link *struct {
+				PacketsReceived int64 `json:"packets_received"`
+			} `json:"link"`
+		} `json:"sessions"`
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		apiCall(t, base, token, "GET", "/slots/"+enc.ID+"/live", nil, &live)
+		if len(live.Sessions) == 1 && live.Sessions[0].Link != nil && live.Sessions[0].Link.PacketsReceived > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live status never showed SRT link statistics: %+v", live)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	srtEnc.wait(t, time.Minute)
+	rtmpEnc.wait(t, time.Minute)
+}
+
+// waitLive waits until the slot's live status shows one session over proto.
+func waitLive(t *testing.T, base, token, id, proto string, enc *encoder) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var live struct {
+			Live     bool `json:"live"`
+			Sessions []struct {
+				Protocol string `json:"protocol"`
+			} `json:"sessions"`
+		}
+		apiCall(t, base, token, "GET", "/slots/"+id+"/live", nil, &live)
+		if live.Live && len(live.Sessions) == 1 && live.Sessions[0].Protocol == proto {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live status never showed the %s session: %+v\nencoder:\n%s", proto, live, enc.out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
