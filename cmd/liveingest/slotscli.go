@@ -498,10 +498,10 @@ func printLive(w io.Writer, raw json.RawMessage) error {
 	if !l.Live {
 		fmt.Fprintln(tw, "not live")
 	} else {
-		fmt.Fprintln(tw, "ROLE\tPROTOCOL\tREMOTE\tEDGE\tSINCE\tKBIT/S")
+		fmt.Fprintln(tw, "ROLE\tPROTOCOL\tREMOTE\tEDGE\tSINCE\tKBIT/S\tLINK")
 		for _, s := range l.Sessions {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", str(s["role"]), str(s["protocol"]), str(s["remote"]),
-				str(s["edge"]), str(s["started"]), str(s["bitrate_kbps"]))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", str(s["role"]), str(s["protocol"]), str(s["remote"]),
+				str(s["edge"]), str(s["started"]), str(s["bitrate_kbps"]), linkSummary(s["link"]))
 		}
 	}
 	if len(l.Recent) > 0 {
@@ -512,6 +512,18 @@ func printLive(w io.Writer, raw json.RawMessage) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// linkSummary is a transport's statistics (SRT) in one column: RTT and the
+// packets lost, retransmitted and dropped out of those received.
+func linkSummary(v any) string {
+	l, ok := v.(map[string]any)
+	if !ok {
+		return "-"
+	}
+	rtt, _ := l["rtt_ms"].(float64)
+	return fmt.Sprintf("rtt %.0fms, %s pkts: %s lost %s retransmitted %s dropped", rtt, str(l["packets_received"]),
+		str(l["packets_lost"]), str(l["packets_retransmitted"]), str(l["packets_dropped"]))
 }
 
 func sortedKeys(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }

@@ -150,3 +150,25 @@ func TestSlotsCLIRoundTrip(t *testing.T) {
 		t.Fatalf("wrong token: err = %v, want 401", err)
 	}
 }
+
+// TestPrintLiveLink: the live table shows an SRT session's link statistics
+// and a dash for protocols without them.
+func TestPrintLiveLink(t *testing.T) {
+	raw := json.RawMessage(`{"live":true,"sessions":[
+		{"role":"primary","protocol":"srt","remote":"192.0.2.1:5000","edge":"e1","started":"2026-11-21T10:00:00Z","bitrate_kbps":2500,
+		 "link":{"rtt_ms":12.4,"receive_rate_kbps":2600,"packets_received":1000,"packets_lost":7,"packets_retransmitted":6,"packets_dropped":1}},
+		{"role":"backup","protocol":"rtmp","remote":"192.0.2.2:5000","edge":"e2","started":"2026-11-21T10:00:00Z","bitrate_kbps":2400}]}`)
+	var b strings.Builder
+	if err := printLive(&b, raw); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"rtt 12ms, 1000 pkts: 7 lost 6 retransmitted 1 dropped", "LINK"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("live table lacks %q:\n%s", want, out)
+		}
+	}
+	if lines := strings.Split(out, "\n"); len(lines) < 3 || !strings.HasSuffix(strings.TrimSpace(lines[2]), "-") {
+		t.Errorf("the rtmp row should end with '-' (no link statistics):\n%s", out)
+	}
+}
