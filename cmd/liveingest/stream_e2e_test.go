@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -295,4 +296,50 @@ func waitLive(t *testing.T, base, token, id, proto string, enc *encoder) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestSRTLiveTransmitDev: srt-live-transmit relays ffmpeg's MPEG-TS to dev
+// with the plain-key stream id; the stored stream decodes.
+func TestSRTLiveTransmitDev(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping real-time encoder runs")
+	}
+	base, _, token, _ := startDev(t)
+	var created struct {
+		ID        string `json:"id"`
+		StreamKey string `json:"stream_key"`
+		Ingest    map[string]struct {
+			Primary string `json:"primary"`
+		} `json:"ingest_urls"`
+		Playback map[string]string `json:"playback_urls"`
+	}
+	if code := apiCall(t, base, token, "POST", "/slots", map[string]any{"name": "relay", "type": "transmux"}, &created); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	u, err := url.Parse(created.Ingest["srt"].Primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := "srt://" + strings.Replace(u.Host, "localhost", "127.0.0.1", 1) + "?streamid=" + created.StreamKey
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	pipeline := "ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=640x360:rate=25 " +
+		"-re -f lavfi -i sine=frequency=440:sample_rate=48000 -t 12 -c:v libx264 -preset ultrafast -g 50 -keyint_min 50 " +
+		"-sc_threshold 0 -c:a aac -f mpegts - | srt-live-transmit -a:no -q file://con '" + target + "'"
+	if out, err := exec.CommandContext(ctx, "sh", "-c", pipeline).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg | srt-live-transmit: %v\n%s", err, out)
+	}
+	hls := strings.Replace(created.Playback["hls"], "localhost", "127.0.0.1", 1)
+	media := strings.TrimSuffix(hls, "index.m3u8") + "video.m3u8"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, body := get(t, media); strings.Contains(body, "#EXT-X-ENDLIST") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the media playlist never ended after the relay left")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	checkDecodes(t, probe(t, hls, true, time.Minute), 250) // 12 s at 25 fps, less a dropped tail
 }

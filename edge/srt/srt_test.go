@@ -36,18 +36,22 @@ func minFrames(secs int) int { return (secs - 2) * 25 }
 func TestPublishFFmpeg(t *testing.T) {
 	ingesttest.NeedFFmpeg(t)
 	for _, tc := range []struct {
-		name string
-		st   func(*testing.T) store.Store
+		name         string
+		st           func(*testing.T) store.Store
+		codecArgs    []string
+		video, audio string // ffprobe codec names
 	}{
-		{"minio", teststores.MinIO},
-		{"disk", teststores.Disk},
+		{"minio", teststores.MinIO, nil, "h264", "aac"},
+		{"disk", teststores.Disk, nil, "h264", "aac"},
+		{"hevc-opus", teststores.Disk, []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=50:min-keyint=50:scenecut=0:log-level=error",
+			"-c:a", "libopus", "-b:a", "64k"}, "hevc", "opus"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t, tc.st(t))
 			e := w.edge(t, "edge-a", ingesttest.MemoryCoord(t), Config{})
 			id, key := w.Slot(t, "cam-"+tc.name)
-			f := publish(t, e.url(acID(key), "latency=200000"), publishSeconds)
+			f := publish(t, e.url(acID(key), "latency=200000"), publishSeconds, tc.codecArgs...)
 
 			var got coord.Session
 			ingesttest.WaitFor(t, "a live SRT session with link statistics", 20*time.Second, func() bool {
@@ -89,8 +93,8 @@ func TestPublishFFmpeg(t *testing.T) {
 			base := w.PlaybackURL(t, id)
 			for _, m := range []string{"index.m3u8", "manifest.mpd"} {
 				fr := testenv.Probe(t, base+m)
-				if fr["h264"] < minFrames(publishSeconds) || fr["aac"] == 0 {
-					t.Errorf("%s decodes to %v, want ≥ %d h264 frames and some aac", m, fr, minFrames(publishSeconds))
+				if fr[tc.video] < minFrames(publishSeconds) || fr[tc.audio] == 0 {
+					t.Errorf("%s decodes to %v, want ≥ %d %s frames and some %s", m, fr, minFrames(publishSeconds), tc.video, tc.audio)
 				}
 			}
 			if strings.Contains(e.logs.String(), key) {
