@@ -40,7 +40,7 @@ require (
 	github.com/bluenviron/gohlslib/v2 v2.4.5 // indirect
 	github.com/bluenviron/gortmplib v1.0.2 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/datarhei/gosrt v0.11.0 // indirect
+	github.com/datarhei/gosrt v0.11.0
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect

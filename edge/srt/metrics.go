@@ -53,7 +53,7 @@ var (
 	descRecv    = prometheus.NewDesc("liveingest_srt_packets_received_total", "Data packets received on a publishing SRT connection, retransmissions included.", labels, nil)
 	descLost    = prometheus.NewDesc("liveingest_srt_packets_lost_total", "Data packets detected missing on a publishing SRT connection (recovered or dropped later).", labels, nil)
 	descRetrans = prometheus.NewDesc("liveingest_srt_packets_retransmitted_total", "Retransmitted data packets received on a publishing SRT connection.", labels, nil)
-	descDropped = prometheus.NewDesc("liveingest_srt_packets_dropped_total", "Data packets of a publishing SRT connection never delivered in time (lost for good).", labels, nil)
+	descDropped = prometheus.NewDesc("liveingest_srt_packets_dropped_total", "Data packets of a publishing SRT connection the receiver discarded (arrived too late or twice). Media lost for good shows as liveingest_srt_ts_decode_errors_total.", labels, nil)
 )
 
 // linkCollector reads the statistics of every publishing connection at

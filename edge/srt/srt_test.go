@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -469,5 +471,34 @@ func (e *edge) feed(t *testing.T, streamID string, next func() []byte) (stop fun
 		_ = in.Close()
 		_ = cmd.Wait()
 		t.Logf("srtcaller: %s", out.String())
+	}
+}
+
+// TestReceiveBuffer: the shared UDP socket gets the configured receive
+// buffer (with CAP_NET_ADMIN past net.core.rmem_max; without it the server
+// warns that it got less).
+func TestReceiveBuffer(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	const want = 4 << 20
+	got, err := setReceiveBuffer(pc.LocalAddr(), want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 && got/2 < want {
+		t.Errorf("granted %d bytes as root, want %d", got/2, want)
+	}
+	if _, err := setReceiveBuffer(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, want); err == nil {
+		t.Error("found a socket for an address nothing is bound to")
+	}
+
+	w := newWorld(t, teststores.Disk(t))
+	e := w.edge(t, "edge-a", ingesttest.MemoryCoord(t), Config{ReceiveBuffer: want})
+	warned := strings.Contains(e.logs.String(), "receive buffer")
+	if os.Geteuid() == 0 && warned {
+		t.Errorf("warned as root:\n%s", e.logs.String())
 	}
 }

@@ -125,7 +125,7 @@ type LinkStats struct {
 	PacketsReceived      uint64  `json:"packets_received"`      // data packets, retransmissions included
 	PacketsLost          uint64  `json:"packets_lost"`          // detected missing at the receiver (then recovered or dropped)
 	PacketsRetransmitted uint64  `json:"packets_retransmitted"` // retransmitted packets that arrived
-	PacketsDropped       uint64  `json:"packets_dropped"`       // never delivered in time: lost for good
+	PacketsDropped       uint64  `json:"packets_dropped"`       // discarded by the receiver: arrived too late or twice
 }
 
 // IngestRate is the default limit on publish attempts per stream key
