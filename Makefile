@@ -9,7 +9,7 @@ FUZZTIME      ?= 30s
 TEST_TIMEOUT  ?= 30m
 export PATH   := $(GOBIN):$(PATH)
 
-.PHONY: run build test deps vet unit fuzz bench bench-deps
+.PHONY: run build test deps vet unit fuzz bench bench-srt bench-deps
 
 ## run: start `liveingest dev` (everything in one process, no other service needed)
 run:
@@ -56,12 +56,15 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./edge/tsdemux
 
 # The load benchmark (docs/performance.md). BENCH_CPU is the one core the
-# servers are pinned to; the generator runs on the other cores.
+# servers are pinned to; the generator runs on the other cores. BENCH_N,
+# BENCH_DURATION and BENCH_FLAGS apply to bench and bench-srt alike.
 BENCH_N        ?= 16,64
 BENCH_DURATION ?= 40s
 BENCH_CPU      ?= 0
 BENCH_FLAGS    ?= --find-max
 BENCH_PACKAGES := ffmpeg nginx libnginx-mod-rtmp
+# The generator's CPUs: every one but BENCH_CPU (none pinned on one core).
+BENCH_GEN       = $(shell n=$$(nproc); if [ "$$n" -ge 2 ]; then echo "taskset -c $$(seq 0 $$((n-1)) | grep -vx '$(BENCH_CPU)' | paste -sd,)"; fi)
 
 ## bench-deps: ffmpeg and nginx with the RTMP module (the reference server), where missing
 # (a temporary policy-rc.d keeps the nginx package from starting a system nginx on :80)
@@ -85,7 +88,18 @@ bench-deps:
 bench: bench-deps
 	$(GO) build -o bin/liveingest ./cmd/liveingest
 	$(GO) build -o bin/liveingest-bench ./cmd/liveingest-bench
-	@gen=""; n=$$(nproc); if [ "$$n" -ge 2 ]; then gen="taskset -c $$(seq 0 $$((n-1)) | grep -vx '$(BENCH_CPU)' | paste -sd,)"; fi; \
-	set -x; $$gen bin/liveingest-bench --target liveingest --binary bin/liveingest --cpus $(BENCH_CPU) \
+	$(BENCH_GEN) bin/liveingest-bench --target liveingest --binary bin/liveingest --cpus $(BENCH_CPU) \
 		--n $(BENCH_N) --compare nginx --duration $(BENCH_DURATION) $(BENCH_FLAGS) \
 		--json bin/bench-report.json --doc docs/performance.md
+
+## bench-srt: SRT load benchmark: the same N (BENCH_N), duration and flags (BENCH_FLAGS, default --find-max) with SRT
+## callers into liveingest, each N also over RTMP into the same binary (--compare rtmp: nginx has no SRT) for the
+## SRT/RTMP ratios; updates the SRT section of docs/performance.md (not the RTMP one) and bin/bench-srt-report.json.
+## e.g. make bench-srt BENCH_N=16,64 BENCH_FLAGS=   (no --find-max)
+bench-srt:
+	@$(MAKE) --no-print-directory bench-deps BENCH_PACKAGES=ffmpeg
+	$(GO) build -o bin/liveingest ./cmd/liveingest
+	$(GO) build -o bin/liveingest-bench ./cmd/liveingest-bench
+	$(BENCH_GEN) bin/liveingest-bench --protocol srt --target liveingest --binary bin/liveingest --cpus $(BENCH_CPU) \
+		--n $(BENCH_N) --compare rtmp --duration $(BENCH_DURATION) $(BENCH_FLAGS) \
+		--json bin/bench-srt-report.json --doc docs/performance.md

@@ -1,9 +1,13 @@
-// Command liveingest-bench is the RTMP load benchmark (issue 5): it replays
-// one pre-encoded H.264 + AAC clip to N concurrent RTMP publishers in real
-// time and measures the server: CPU per ingested stream-second, RSS per
-// stream, and, for liveingest, keyframe → segment-visible latency in its
+// Command liveingest-bench is the ingest load benchmark (issue 5): it
+// replays one pre-encoded H.264 + AAC clip to N concurrent RTMP publishers
+// in real time and measures the server: CPU per ingested stream-second, RSS
+// per stream, and, for liveingest, keyframe → segment-visible latency in its
 // disk store, late and missing segments. The same load can be pointed at
 // nginx-rtmp or any RTMP server by URL and PID, so one run yields ratios.
+//
+// With --protocol srt the publishers are SRT callers sending MPEG-TS to
+// liveingest's SRT listener instead; --compare rtmp then runs the same N
+// over RTMP into the same binary, so the ratios are the price of SRT.
 //
 // It is its own binary so that the product binary carries no load
 // generator. See docs/performance.md for the method and the numbers.
@@ -31,7 +35,12 @@ type Config struct {
 	Target string
 	// N are the publisher counts to run, ascending. Default: 16.
 	N []int
-	// Compare runs the same N against a reference target ("nginx" or ""). Default: "".
+	// Protocol is the publishers' protocol: rtmp, or srt (--target
+	// liveingest only). Default: rtmp.
+	Protocol string
+	// Compare runs the same N against a reference: "nginx" (nginx-rtmp,
+	// for RTMP), "rtmp" (for SRT: the same liveingest binary over RTMP) or
+	// "" (none). Default: "".
 	Compare string
 	// FindMax raises N through Steps until a run is not clean. Default: false.
 	FindMax bool
@@ -106,7 +115,8 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Target, "target", "liveingest", "server under test: liveingest (started here), nginx (nginx-rtmp, started here) or url (--url, --pid)")
 	fs.Var((*intList)(&c.N), "n", "publisher counts, comma-separated")
-	fs.StringVar(&c.Compare, "compare", "", `run the same N against a reference: "nginx"`)
+	fs.StringVar(&c.Protocol, "protocol", "rtmp", "publishers' protocol: rtmp, or srt (SRT callers sending MPEG-TS; --target liveingest only)")
+	fs.StringVar(&c.Compare, "compare", "", `run the same N against a reference: "nginx" (RTMP), or "rtmp" (with --protocol srt: the same liveingest over RTMP)`)
 	fs.BoolVar(&c.FindMax, "find-max", false, "raise N through --steps until a run is not clean; report the highest clean N")
 	fs.Var((*intList)(&c.Steps), "steps", "N steps of --find-max")
 	fs.DurationVar(&c.Duration, "duration", 40*time.Second, "publishing time per run")
@@ -155,8 +165,25 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("--target: want liveingest, nginx or url, got %q", c.Target)
 	}
-	if c.Compare != "" && c.Compare != "nginx" {
-		return fmt.Errorf(`--compare: want "nginx" or nothing, got %q`, c.Compare)
+	switch c.Compare {
+	case "", "nginx", "rtmp":
+	default:
+		return fmt.Errorf(`--compare: want "nginx", "rtmp" or nothing, got %q`, c.Compare)
+	}
+	switch c.Protocol {
+	case "rtmp":
+		if c.Compare == "rtmp" {
+			return errors.New("--compare rtmp: the RTMP reference of an SRT run; it needs --protocol srt (an RTMP run compares with --compare nginx)")
+		}
+	case "srt":
+		if c.Target != "liveingest" {
+			return fmt.Errorf("--protocol srt: only --target liveingest serves SRT here (nginx-rtmp has no SRT, --target url is RTMP only), got --target %s", c.Target)
+		}
+		if c.Compare == "nginx" {
+			return errors.New("--compare nginx: nginx has no SRT ingest; with --protocol srt use --compare rtmp (the same liveingest binary over RTMP, same N)")
+		}
+	default:
+		return fmt.Errorf("--protocol: want rtmp or srt, got %q", c.Protocol)
 	}
 	for _, l := range []struct {
 		name string
@@ -203,14 +230,20 @@ func cpuCount(list string) int {
 	return n
 }
 
+// target is the Target a --target or --compare value names.
 func (c *Config) target(name string) Target {
 	switch name {
 	case "nginx":
 		return &Nginx{Binary: c.Nginx, Module: c.NginxModule, CPUs: c.CPUs, WorkDir: c.WorkDir, HLS: c.NginxHLS}
 	case "url":
 		return &External{URL: c.URL, PID: c.PID}
+	case "rtmp":
+		// The RTMP reference of an SRT run: the same binary and slots,
+		// named apart from the SRT rows.
+		return &Liveingest{Protocol: "rtmp", Label: "liveingest-rtmp", Binary: c.Binary, CPUs: c.CPUs, WorkDir: c.WorkDir,
+			Keep: c.Keep, SegmentDuration: c.SegmentDuration, BitrateKbps: c.BitrateKbps}
 	default:
-		return &Liveingest{Binary: c.Binary, CPUs: c.CPUs, WorkDir: c.WorkDir,
+		return &Liveingest{Protocol: c.Protocol, Binary: c.Binary, CPUs: c.CPUs, WorkDir: c.WorkDir,
 			Keep: c.Keep, SegmentDuration: c.SegmentDuration, BitrateKbps: c.BitrateKbps}
 	}
 }
@@ -242,7 +275,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logf("sample %s: %dx%d, %.0f kb/s, %v loop, %d keyframes", path, s.Width, s.Height, s.Kbps(), s.Loop, s.Keyframes)
 	rep := &Report{
-		Generated: time.Now().UTC(), Command: commandLine(args), Source: gitSource(), Machine: ReadMachine(c.WorkDir), ServerCPU: c.CPUs,
+		Generated: time.Now().UTC(), Protocol: c.Protocol, Command: commandLine(args), Source: gitSource(), Machine: ReadMachine(c.WorkDir), ServerCPU: c.CPUs,
 		DurationS: c.Duration.Seconds(),
 		Sample: SampleInfo{Width: s.Width, Height: s.Height, FPS: c.Sample.FPS, GOPS: c.Sample.GOP.Seconds(),
 			LoopS: s.Loop.Seconds(), Kbps: s.Kbps(), Frames: len(s.Frames), VideoKbps: c.Sample.VideoKbps},
@@ -292,7 +325,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if c.Doc != "" {
-		if err := UpdateDoc(c.Doc, rep.Markdown()); err != nil {
+		if err := UpdateDoc(c.Doc, rep.DocSection(), rep.Markdown()); err != nil {
 			return err
 		}
 	}

@@ -31,7 +31,30 @@ type PubResult struct {
 	Behind   int       // frames sent more than behindLag after their schedule
 	WakeLag  Histogram // timer oversleep before a frame: the generator's own lateness
 	WriteLag Histogram // how long a write blocked: the server's back-pressure
+	SRT      *SRTStats // the caller's SRT counters; nil over RTMP
 	Err      error
+}
+
+// publisher is one stream of the load, whatever its protocol: Run
+// connects, replays the sample on the shared schedule (replay) until its
+// end or ctx's, closes, and always returns a result, with Err set on
+// failure. Run is called once.
+type publisher interface {
+	Run(ctx context.Context) PubResult
+}
+
+var (
+	_ publisher = (*Publisher)(nil)
+	_ publisher = (*SRTPublisher)(nil)
+)
+
+// newPublisher returns the publisher for u's scheme: an SRT caller for
+// srt://, an RTMP client otherwise.
+func newPublisher(index int, u *url.URL, s *Sample, start, end time.Time) publisher {
+	if u.Scheme == "srt" {
+		return &SRTPublisher{Index: index, URL: u, Sample: s, Start: start, End: end}
+	}
+	return &Publisher{Index: index, URL: u, Sample: s, Start: start, End: end}
 }
 
 // behindLag is how late a frame may leave before the publisher counts as
@@ -79,7 +102,41 @@ func (p *Publisher) Run(ctx context.Context) (res PubResult) {
 		return res
 	}
 	res.Started = time.Now()
-	res.Keys = make([]KeySent, 0, int(p.End.Sub(p.Start)/s.Loop+1)*s.Keyframes)
+	replay(ctx, s, p.Start, p.End, &res, func(f *Frame, dts time.Duration, woke time.Time) error {
+		_ = nc.SetWriteDeadline(woke.Add(writeTimeout))
+		if f.Video {
+			return c.Write(&message.Video{
+				ChunkStreamID: message.VideoChunkStreamID, MessageStreamID: 0x1000000,
+				Codec: message.CodecH264, IsKeyFrame: f.Key, Type: message.VideoTypeAU,
+				AU: f.Payload, DTS: dts, PTSDelta: f.CTS,
+			})
+		}
+		// The rate field is informative only: the AudioSpecificConfig
+		// carries the real sample rate.
+		return c.Write(&message.Audio{
+			ChunkStreamID: message.AudioChunkStreamID, MessageStreamID: 0x1000000,
+			Codec: message.CodecMPEG4Audio, Rate: message.AudioRate44100,
+			Depth: message.AudioDepth16, IsStereo: true,
+			AACType: message.AudioAACTypeAU, AU: f.Payload, DTS: dts,
+		})
+	})
+	return res
+}
+
+// sendFunc sends one frame of the replay with its stream timestamp dts
+// (the clip's DTS shifted by the loops before); woke is when the schedule
+// released it. It returns once the frame is handed to the connection.
+type sendFunc func(f *Frame, dts time.Duration, woke time.Time) error
+
+// replay is the schedule every protocol's publisher shares: it sends s's
+// frames in real time from start (the first frame's due time) until a
+// frame would be due after end, looping the clip with ever-increasing
+// timestamps, and accounts in res for when each frame left against when
+// it was due (WakeLag, WriteLag, MaxLag, Behind), the frames, their
+// payload bytes and the keyframes sent. It returns at end, when ctx ends
+// (res.Err = ctx.Err()) or on the first send error (res.Err set).
+func replay(ctx context.Context, s *Sample, start, end time.Time, res *PubResult, send sendFunc) {
+	res.Keys = make([]KeySent, 0, int(end.Sub(start)/s.Loop+1)*s.Keyframes)
 	timer := time.NewTimer(0)
 	<-timer.C
 	for loop := 0; ; loop++ {
@@ -87,9 +144,9 @@ func (p *Publisher) Run(ctx context.Context) (res PubResult) {
 		for i := range s.Frames {
 			f := &s.Frames[i]
 			dts := shift + f.DTS
-			due := p.Start.Add(dts)
-			if due.After(p.End) {
-				return res
+			due := start.Add(dts)
+			if due.After(end) {
+				return
 			}
 			if d := time.Until(due); d > 0 {
 				timer.Reset(d)
@@ -97,36 +154,19 @@ func (p *Publisher) Run(ctx context.Context) (res PubResult) {
 				case <-timer.C:
 				case <-ctx.Done():
 					res.Err = ctx.Err()
-					return res
+					return
 				}
 			}
 			woke := time.Now()
 			res.WakeLag.Add(max(0, woke.Sub(due)))
-			_ = nc.SetWriteDeadline(woke.Add(writeTimeout))
-			var err error
-			if f.Video {
-				err = c.Write(&message.Video{
-					ChunkStreamID: message.VideoChunkStreamID, MessageStreamID: 0x1000000,
-					Codec: message.CodecH264, IsKeyFrame: f.Key, Type: message.VideoTypeAU,
-					AU: f.Payload, DTS: dts, PTSDelta: f.CTS,
-				})
-			} else {
-				// The rate field is informative only: the AudioSpecificConfig
-				// carries the real sample rate.
-				err = c.Write(&message.Audio{
-					ChunkStreamID: message.AudioChunkStreamID, MessageStreamID: 0x1000000,
-					Codec: message.CodecMPEG4Audio, Rate: message.AudioRate44100,
-					Depth: message.AudioDepth16, IsStereo: true,
-					AACType: message.AudioAACTypeAU, AU: f.Payload, DTS: dts,
-				})
-			}
+			err := send(f, dts, woke)
 			done := time.Now()
 			if err != nil {
 				if ctx.Err() != nil {
 					err = ctx.Err()
 				}
 				res.Err = fmt.Errorf("write at %v: %w", dts, err)
-				return res
+				return
 			}
 			res.WriteLag.Add(done.Sub(woke))
 			lag := done.Sub(due)

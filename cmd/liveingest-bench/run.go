@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -37,12 +39,13 @@ const (
 
 // RunResult is everything measured in one run. Times in ms, sizes in MiB.
 type RunResult struct {
-	Target  string    `json:"target"`
-	Version string    `json:"version,omitempty"`
-	N       int       `json:"n"`
-	Started time.Time `json:"started"`
-	Err     string    `json:"error,omitempty"`
-	Skipped bool      `json:"skipped,omitempty"` // target unavailable here
+	Target   string    `json:"target"`
+	Protocol string    `json:"protocol,omitempty"` // rtmp or srt
+	Version  string    `json:"version,omitempty"`
+	N        int       `json:"n"`
+	Started  time.Time `json:"started"`
+	Err      string    `json:"error,omitempty"`
+	Skipped  bool      `json:"skipped,omitempty"` // target unavailable here
 
 	WindowS    float64 `json:"window_s"` // CPU/RSS measurement window
 	IdleCPUPct float64 `json:"idle_cpu_pct"`
@@ -77,6 +80,8 @@ type RunResult struct {
 	WriteP99ms    float64 `json:"write_block_p99_ms"`
 	WriteMaxms    float64 `json:"write_block_max_ms"`
 	GenBottleneck bool    `json:"generator_bottleneck"`
+
+	SRT *SRTRun `json:"srt,omitempty"` // SRT runs: the link, from both ends
 
 	Clean bool     `json:"clean"`
 	Why   []string `json:"why_not_clean,omitempty"`
@@ -145,8 +150,9 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 const mib = 1 << 20
 
 // Run starts target, measures it idle, publishes cfg.N streams of sample for
-// cfg.Duration and measures it loaded, then stops it. Failures of the run
-// itself come back in RunResult.Err; ErrUnavailable marks it Skipped.
+// cfg.Duration and measures it loaded, then stops it and judges the run.
+// Failures of the run itself come back in RunResult.Err; ErrUnavailable
+// marks it Skipped.
 func Run(ctx context.Context, t Target, s *Sample, cfg RunConfig, logf func(string, ...any)) RunResult {
 	res := RunResult{Target: t.Name(), N: cfg.N, Started: time.Now().UTC()}
 	rt, err := t.Start(ctx, cfg.N)
@@ -155,12 +161,42 @@ func Run(ctx context.Context, t Target, s *Sample, cfg RunConfig, logf func(stri
 		return res
 	}
 	res.Version = rt.Version
-	defer func() {
-		if err := rt.Stop(); err != nil {
-			logf("stop %s: %v", t.Name(), err)
-		}
-		res.Log = rt.Log
+	if len(rt.URLs) > 0 {
+		res.Protocol = protocolOf(rt.URLs[0])
+	}
+	func() {
+		// Deferred: the server stops whatever happens while measuring.
+		defer func() {
+			if err := rt.Stop(); err != nil {
+				logf("stop %s: %v", t.Name(), err)
+			}
+			res.Log = rt.Log
+		}()
+		measure(ctx, t, rt, s, cfg, logf, &res)
 	}()
+	if res.Err != "" {
+		return res
+	}
+	if res.SRT != nil {
+		// The server logs each SRT connection's counters as it ends; by
+		// now every one has.
+		res.SRT.Server = readSRTServerLog(res.Log)
+	}
+	judge(&res, cfg)
+	return res
+}
+
+// protocolOf names the ingest protocol of a publisher URL.
+func protocolOf(u *url.URL) string {
+	if u.Scheme == "srt" {
+		return "srt"
+	}
+	return "rtmp"
+}
+
+// measure is Run's part between start and stop: it fills res, or sets
+// res.Err.
+func measure(ctx context.Context, t Target, rt *Running, s *Sample, cfg RunConfig, logf func(string, ...any), res *RunResult) {
 	proc := Proc{Root: "/proc"}
 
 	// Idle: after the slots exist, before anyone publishes.
@@ -168,7 +204,7 @@ func Run(ctx context.Context, t Target, s *Sample, cfg RunConfig, logf func(stri
 	idle := sampleWindow(ctx, proc, rt.PID, idleFrom, idleFrom.Add(cfg.Idle))
 	if idle.err != nil {
 		res.Err = fmt.Sprintf("idle measurement: %v", idle.err)
-		return res
+		return
 	}
 	res.IdleRSSMiB = float64(idle.rssSum) / float64(idle.rssN) / mib
 	res.IdleCPUPct = pct(idle.last.CPU-idle.first.CPU, idle.last.At.Sub(idle.first.At))
@@ -178,17 +214,26 @@ func Run(ctx context.Context, t Target, s *Sample, cfg RunConfig, logf func(stri
 	// second before their first frame.
 	gop := s.Loop / time.Duration(s.Keyframes)
 	t0 := time.Now().Add(time.Second)
-	pubs := make([]*Publisher, cfg.N)
+	pubs := make([]publisher, cfg.N)
 	for i := range pubs {
 		start := t0.Add(gop * time.Duration(i) / time.Duration(cfg.N))
-		pubs[i] = &Publisher{Index: i, URL: rt.URLs[i], Sample: s, Start: start, End: start.Add(cfg.Duration)}
+		pubs[i] = newPublisher(i, rt.URLs[i], s, start, start.Add(cfg.Duration))
 	}
 	winFrom := t0.Add(gop + cfg.Warmup)
 	winTo := t0.Add(cfg.Duration)
 	if !winTo.After(winFrom.Add(time.Second)) {
 		res.Err = fmt.Sprintf("--duration %v leaves no measurement window after --warmup %v", cfg.Duration, cfg.Warmup)
-		return res
+		return
 	}
+	// SRT runs over UDP: what the kernel drops at the server's socket is
+	// loss no protocol counter at the server sees arrive.
+	udpPort := -1
+	if res.Protocol == "srt" {
+		if p, err := strconv.Atoi(rt.URLs[0].Port()); err == nil {
+			udpPort = p
+		}
+	}
+	udpBefore := proc.udpDrops(udpPort)
 
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -217,9 +262,10 @@ func Run(ctx context.Context, t Target, s *Sample, cfg RunConfig, logf func(stri
 		stopWatch()
 		wg.Wait()
 	}
+	udpAfter := proc.udpDrops(udpPort)
 	if win.err != nil {
 		res.Err = fmt.Sprintf("load measurement: %v", win.err)
-		return res
+		return
 	}
 
 	elapsed := win.last.At.Sub(win.first.At)
@@ -233,12 +279,16 @@ func Run(ctx context.Context, t Target, s *Sample, cfg RunConfig, logf func(stri
 	res.Procs = win.last.Procs
 	res.GenCPUPct = pct(win.selfB-win.selfA, elapsed) / float64(runtime.NumCPU())
 
-	summarizePublishers(&res, results)
-	if apps != nil {
-		judgeSegments(&res, results, apps, rt.SegmentDuration)
+	summarizePublishers(res, results)
+	if res.Protocol == "srt" {
+		addSRT(res, results)
+		if udpBefore >= 0 && udpAfter >= 0 {
+			res.SRT.UDPDrops = udpAfter - udpBefore
+		}
 	}
-	judge(&res, cfg)
-	return res
+	if apps != nil {
+		judgeSegments(res, results, apps, rt.SegmentDuration)
+	}
 }
 
 func pct(cpu, wall time.Duration) float64 {
@@ -352,6 +402,13 @@ func judge(res *RunResult, cfg RunConfig) {
 	}
 	if res.SegLate > 0 {
 		why("%d segment(s) late", res.SegLate)
+	}
+	if sv := res.SRT.serverLog(); sv != nil && sv.TSDecodeErrors > 0 {
+		// Retransmissions are SRT doing its job. Media lost for good shows
+		// only here: gosrt's receiver skips a packet it gave up on without
+		// counting it, and the demuxer sees the gap in the MPEG-TS
+		// continuity counters.
+		why("%d MPEG-TS decode error(s) at the server: media lost on the way", sv.TSDecodeErrors)
 	}
 	if res.Watched && res.SegExpected == 0 {
 		why("no segment expected: the run was too short to judge")

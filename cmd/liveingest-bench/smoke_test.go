@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +43,106 @@ func TestSmokeNginx(t *testing.T) {
 	}
 	if res.Watched {
 		t.Error("nginx has no store to watch")
+	}
+}
+
+// tlog writes the bench's progress lines into the test log.
+type tlog struct{ t *testing.T }
+
+func (w tlog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestSmokeSRT runs SRT mode end to end as `make bench-srt` does, at toy
+// scale: liveingest built from this tree, two SRT publishers for five
+// seconds, then the same two over RTMP (--compare rtmp), the JSON report,
+// and the SRT section of a doc that already has an RTMP one. It checks
+// that things happened — segments appeared, no publisher failed, both
+// ends of the SRT link counted — never how fast.
+func TestSmokeSRT(t *testing.T) {
+	if os.Getenv(testenv.SkipEnv) == "1" {
+		t.Skip(testenv.SkipEnv + "=1")
+	}
+	if testing.Short() {
+		t.Skip("-short: builds liveingest and runs two 5 s benchmarks")
+	}
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed (make deps installs it)")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build liveingest with")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "liveingest")
+	if out, err := exec.CommandContext(t.Context(), goBin, "build", "-o", bin, "github.com/liveingest/liveingest/cmd/liveingest").CombinedOutput(); err != nil {
+		t.Fatalf("go build liveingest: %v\n%s", err, out)
+	}
+	rb, re := docMarkers("bench")
+	doc := filepath.Join(dir, "performance.md")
+	rtmpSection := "# Performance\n\n" + rb + "\n\nthe RTMP numbers\n" + re + "\n"
+	if err := os.WriteFile(doc, []byte(rtmpSection), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	report := filepath.Join(dir, "report.json")
+	testenv.VerifyNoLeaks(t)
+
+	var stdout strings.Builder
+	err = run(t.Context(), []string{"--protocol", "srt", "--compare", "rtmp", "--binary", bin,
+		"--n", "2", "--duration", "5s", "--warmup", "0s", "--idle", "1s", "--segment-duration", "1",
+		"--size", "160x96", "--fps", "10", "--video-kbps", "200", "--gop", "1s", "--sample-length", "3s",
+		"--cache-dir", dir, "--work-dir", dir, "--json", report, "--doc", doc}, &stdout, tlog{t})
+	t.Log("\n" + stdout.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Protocol != "srt" || rep.Reference != "liveingest-rtmp" || len(rep.Runs) != 2 ||
+		rep.Runs[0].Target != "liveingest-srt" || rep.Runs[1].Target != "liveingest-rtmp" {
+		t.Fatalf("report: protocol %q, reference %q, %d runs", rep.Protocol, rep.Reference, len(rep.Runs))
+	}
+	for _, r := range rep.Runs {
+		if r.Err != "" {
+			t.Fatalf("%s: %s", r.Target, r.Err)
+		}
+		if r.Failed != 0 {
+			t.Errorf("%s: publishers failed: %v", r.Target, r.Errors)
+		}
+		if r.Frames < 2*40 || !r.Watched || r.SegFound == 0 || r.SegMissing != 0 || r.WindowS <= 0 || r.RSSMiB <= 0 {
+			t.Errorf("%s: %d frames, segments found %d missing %d of %d, window %.1fs, RSS %.1f MiB",
+				r.Target, r.Frames, r.SegFound, r.SegMissing, r.SegExpected, r.WindowS, r.RSSMiB)
+		}
+	}
+	srt, rtmp := rep.Runs[0], rep.Runs[1]
+	if srt.Protocol != "srt" || rtmp.Protocol != "rtmp" || rtmp.SRT != nil {
+		t.Errorf("protocols %q and %q", srt.Protocol, rtmp.Protocol)
+	}
+	q := srt.SRT
+	if q == nil || q.Sent == 0 || q.Sent != q.Packets || q.UDPDrops < 0 || q.TSOverheadPct <= 0 {
+		t.Fatalf("SRT link, caller side: %+v", q)
+	}
+	if sv := q.Server; sv == nil || sv.Closed != 2 || sv.Reasons[srtPublisherLeft] != 2 || sv.Received == 0 {
+		t.Errorf("SRT link, server side (from its log): %+v", sv)
+	}
+	if len(rep.Ratios) != 1 || rep.Ratios[0].Latency == nil || rep.Ratios[0].CPURatio <= 0 {
+		t.Errorf("ratios %+v", rep.Ratios)
+	}
+	if !strings.Contains(stdout.String(), "ratio liveingest-srt/liveingest-rtmp N=2") {
+		t.Error("the table lacks the SRT/RTMP ratio")
+	}
+	got, _ := os.ReadFile(doc)
+	sb, se := docMarkers("bench-srt")
+	if !strings.HasPrefix(string(got), rtmpSection) || !strings.Contains(string(got), sb) || !strings.HasSuffix(string(got), se+"\n") ||
+		!strings.Contains(string(got), "| liveingest-srt | 2 |") {
+		t.Errorf("doc:\n%s", got)
 	}
 }
 

@@ -26,10 +26,10 @@ import (
 
 // ErrUnavailable is returned by Target.Start when the server cannot run on
 // this machine at all (nginx or its RTMP module not installed, liveingest
-// without RTMP ingest): a skip, not a failure.
+// without the RTMP or SRT ingest asked for): a skip, not a failure.
 var ErrUnavailable = errors.New("target unavailable")
 
-// Target is an RTMP server under test.
+// Target is an ingest server under test.
 type Target interface {
 	// Name is how reports call it.
 	Name() string
@@ -37,11 +37,19 @@ type Target interface {
 	Start(ctx context.Context, n int) (*Running, error)
 }
 
+var (
+	_ Target = (*Liveingest)(nil)
+	_ Target = (*Nginx)(nil)
+	_ Target = (*External)(nil)
+)
+
 // Running is a started target.
 type Running struct {
 	PID     int
 	Version string
-	URLs    []*url.URL // per publisher
+	// URLs are per publisher: rtmp://host:port/app#<stream key>, or
+	// srt://host:port?streamid=... for SRT (srtURL).
+	URLs []*url.URL
 	// SegmentDirs are the v/ directories of each publisher's slot in the
 	// disk store; nil for targets without a store to watch.
 	SegmentDirs     []string
@@ -150,8 +158,14 @@ func waitTCP(ctx context.Context, addr string, p *process, timeout time.Duration
 	}
 }
 
-// Liveingest starts `liveingest dev` with a fresh data directory.
+// Liveingest starts `liveingest dev` with a fresh data directory; its
+// publishers use RTMP or SRT.
 type Liveingest struct {
+	// Protocol is the ingest the publishers use: rtmp or srt. Default: rtmp.
+	Protocol string
+	// Label is how reports call it. Default: liveingest over RTMP,
+	// liveingest-srt over SRT.
+	Label           string
 	Binary          string // built liveingest binary
 	CPUs            string // taskset CPU list; "" leaves the server unpinned
 	WorkDir         string // parent of the temporary data directory
@@ -161,7 +175,16 @@ type Liveingest struct {
 }
 
 // Name implements Target.
-func (*Liveingest) Name() string { return "liveingest" }
+func (l *Liveingest) Name() string {
+	switch {
+	case l.Label != "":
+		return l.Label
+	case l.Protocol == "srt":
+		return "liveingest-srt"
+	default:
+		return "liveingest"
+	}
+}
 
 // Start implements Target.
 func (l *Liveingest) Start(ctx context.Context, n int) (_ *Running, err error) {
@@ -213,7 +236,13 @@ func (l *Liveingest) Start(ctx context.Context, n int) (_ *Running, err error) {
 	if err := waitReady(ctx, base+"/readyz", 20*time.Second); err != nil {
 		return nil, err
 	}
-	if !summary.has("rtmp") {
+	if l.Protocol == "srt" {
+		// SRT has no connection to probe without a handshake: the
+		// summary's srt row is the word of a build that serves it.
+		if !summary.has("srt") {
+			return nil, fmt.Errorf("%w: this liveingest build serves no SRT ingest (no srt line in the dev summary)", ErrUnavailable)
+		}
+	} else if !summary.has("rtmp") {
 		// The summary names every ingest it serves; an RTMP listener that
 		// does not even accept means this build has no RTMP ingest yet.
 		if err := waitTCP(ctx, addr(2), p, 2*time.Second); err != nil {
@@ -234,6 +263,9 @@ func (l *Liveingest) Start(ctx context.Context, n int) (_ *Running, err error) {
 		if err != nil {
 			return nil, err
 		}
+		if l.Protocol == "srt" {
+			u = srtURL(addr(4), key)
+		}
 		r.URLs = append(r.URLs, u)
 		r.SegmentDirs = append(r.SegmentDirs, filepath.Join(dir, "data", "store", filepath.FromSlash(keys.RolePrefix(id, keys.Primary)), "v"))
 	}
@@ -241,8 +273,11 @@ func (l *Liveingest) Start(ctx context.Context, n int) (_ *Running, err error) {
 		p.stop()
 		if !l.Keep {
 			// The log outlives the data: it is what explains a bad run.
-			_ = os.Rename(logPath, filepath.Join(l.WorkDir, "liveingest-bench-last.log"))
-			r.Log = filepath.Join(l.WorkDir, "liveingest-bench-last.log")
+			// Named after the target: an SRT run and its RTMP reference
+			// keep one each.
+			last := filepath.Join(l.WorkDir, l.Name()+"-bench-last.log")
+			_ = os.Rename(logPath, last)
+			r.Log = last
 			return os.RemoveAll(dir)
 		}
 		return nil
