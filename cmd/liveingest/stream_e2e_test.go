@@ -30,17 +30,7 @@ func TestStreamDev(t *testing.T) {
 	for proto, muxer := range map[string][]string{"rtmp": {"-f", "flv"}, "rtmps": {"-f", "flv"}, "srt": {"-f", "mpegts"}} {
 		t.Run(proto, func(t *testing.T) {
 			t.Parallel()
-			var created struct {
-				ID        string `json:"id"`
-				StreamKey string `json:"stream_key"`
-				Ingest    map[string]struct {
-					Primary string `json:"primary"`
-				} `json:"ingest_urls"`
-				Playback map[string]string `json:"playback_urls"`
-			}
-			if code := apiCall(t, base, token, "POST", "/slots", map[string]any{"name": "cam-" + proto, "type": "transmux"}, &created); code != http.StatusCreated {
-				t.Fatalf("create: %d", code)
-			}
+			created := createStreamSlot(t, base, token, map[string]any{"name": "cam-" + proto, "type": "transmux"})
 			url := strings.Replace(created.Ingest[proto].Primary, "localhost", "127.0.0.1", 1)
 			if !strings.Contains(url, created.StreamKey) {
 				t.Fatalf("ingest url %q does not carry the stream key", url)
@@ -57,16 +47,7 @@ func TestStreamDev(t *testing.T) {
 			// publisher go; until then a player (ffprobe too) treats the
 			// stream as live and starts near its end.
 			media := strings.TrimSuffix(hls, "index.m3u8") + "video.m3u8"
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				if _, body := get(t, media); strings.Contains(body, "#EXT-X-ENDLIST") {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the media playlist never ended after the publisher left")
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			waitEnded(t, media)
 
 			checkDecodes(t, probe(t, hls, true, time.Minute), 600) // 30 s at 25 fps, less a trimmed tail (SRT live mode may drop it)
 			checkDecodes(t, probe(t, dash, true, time.Minute), 600)
@@ -215,28 +196,16 @@ func TestSRTDevRefusals(t *testing.T) {
 		t.Skip("-short: skipping real-time encoder runs")
 	}
 	base, _, token, _ := startDev(t)
-	type created struct {
-		ID        string `json:"id"`
-		StreamKey string `json:"stream_key"`
-		Ingest    map[string]struct {
-			Primary string `json:"primary"`
-		} `json:"ingest_urls"`
-	}
-	var busy, enc created
-	if code := apiCall(t, base, token, "POST", "/slots", map[string]any{"name": "held", "type": "transmux"}, &busy); code != http.StatusCreated {
-		t.Fatalf("create: %d", code)
-	}
-	if code := apiCall(t, base, token, "POST", "/slots", map[string]any{"name": "secret", "type": "transmux", "srt_passphrase": "correct-horse-battery"}, &enc); code != http.StatusCreated {
-		t.Fatalf("create: %d", code)
-	}
-	srtHost := func(c created) string {
+	busy := createStreamSlot(t, base, token, map[string]any{"name": "held", "type": "transmux"})
+	enc := createStreamSlot(t, base, token, map[string]any{"name": "secret", "type": "transmux", "srt_passphrase": "correct-horse-battery"})
+	srtHost := func(c createdSlot) string {
 		u, err := url.Parse(c.Ingest["srt"].Primary)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return strings.Replace(u.Host, "localhost", "127.0.0.1", 1)
 	}
-	id := func(c created) string { return "#!::r=" + c.StreamKey + ",m=publish" }
+	id := func(c createdSlot) string { return "#!::r=" + c.StreamKey + ",m=publish" }
 
 	rtmpURL := strings.Replace(busy.Ingest["rtmp"].Primary, "localhost", "127.0.0.1", 1)
 	rtmpEnc := startEncoder(t, 20, []string{"-f", "flv"}, rtmpURL)
@@ -305,17 +274,7 @@ func TestSRTLiveTransmitDev(t *testing.T) {
 		t.Skip("-short: skipping real-time encoder runs")
 	}
 	base, _, token, _ := startDev(t)
-	var created struct {
-		ID        string `json:"id"`
-		StreamKey string `json:"stream_key"`
-		Ingest    map[string]struct {
-			Primary string `json:"primary"`
-		} `json:"ingest_urls"`
-		Playback map[string]string `json:"playback_urls"`
-	}
-	if code := apiCall(t, base, token, "POST", "/slots", map[string]any{"name": "relay", "type": "transmux"}, &created); code != http.StatusCreated {
-		t.Fatalf("create: %d", code)
-	}
+	created := createStreamSlot(t, base, token, map[string]any{"name": "relay", "type": "transmux"})
 	u, err := url.Parse(created.Ingest["srt"].Primary)
 	if err != nil {
 		t.Fatal(err)
@@ -330,16 +289,43 @@ func TestSRTLiveTransmitDev(t *testing.T) {
 		t.Fatalf("ffmpeg | srt-live-transmit: %v\n%s", err, out)
 	}
 	hls := strings.Replace(created.Playback["hls"], "localhost", "127.0.0.1", 1)
-	media := strings.TrimSuffix(hls, "index.m3u8") + "video.m3u8"
+	waitEnded(t, strings.TrimSuffix(hls, "index.m3u8")+"video.m3u8")
+	checkDecodes(t, probe(t, hls, true, time.Minute), 250) // 12 s at 25 fps, less a dropped tail
+}
+
+// createdSlot is what the API answers a create with, as these tests read it.
+type createdSlot struct {
+	ID        string `json:"id"`
+	StreamKey string `json:"stream_key"`
+	Ingest    map[string]struct {
+		Primary string `json:"primary"`
+	} `json:"ingest_urls"`
+	Playback map[string]string `json:"playback_urls"`
+}
+
+// createStreamSlot creates a slot through the API and fails unless it was
+// created.
+func createStreamSlot(t *testing.T, base, token string, body map[string]any) createdSlot {
+	t.Helper()
+	var c createdSlot
+	if code := apiCall(t, base, token, "POST", "/slots", body, &c); code != http.StatusCreated {
+		t.Fatalf("create %v: %d", body["name"], code)
+	}
+	return c
+}
+
+// waitEnded waits until the media playlist carries EXT-X-ENDLIST: the edge
+// writes the final playlists once it has seen the publisher go.
+func waitEnded(t *testing.T, media string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, body := get(t, media); strings.Contains(body, "#EXT-X-ENDLIST") {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the media playlist never ended after the relay left")
+			t.Fatal("the media playlist never ended after the publisher left")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	checkDecodes(t, probe(t, hls, true, time.Minute), 250) // 12 s at 25 fps, less a dropped tail
 }

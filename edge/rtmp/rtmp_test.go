@@ -1,15 +1,12 @@
 package rtmp
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/liveingest/liveingest/internal/ingesttest"
 	"github.com/liveingest/liveingest/internal/testenv"
-	"github.com/liveingest/liveingest/origin/coord"
-	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/store"
 	"github.com/liveingest/liveingest/origin/store/teststores"
 )
@@ -197,29 +194,7 @@ func TestCloseFlushes(t *testing.T) {
 	e := w.edge(t, "edge-a", co)
 	id, key := w.Slot(t, "shutdown")
 	f := publish(t, e.url(key), 60)
-	ingesttest.WaitFor(t, "a first segment", 20*time.Second, func() bool { return w.Exists(t, id, "video.m3u8") })
-	// A cut is made when the next keyframe arrives, and that keyframe opens
-	// the next segment: from the first listed segment on, one is in flight.
-	before := strings.Count(w.Get(t, id, "video.m3u8"), "#EXTINF")
-
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	if err := e.srv.Close(ctx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	w.CheckPlaylist(t, id, "video.m3u8", 2*time.Second, 0.1, true)
-	if after := strings.Count(w.Get(t, id, "video.m3u8"), "#EXTINF"); after <= before {
-		t.Errorf("the segment in flight was not flushed: %d segments listed before Close, %d after", before, after)
-	}
-	ingesttest.MustContain(t, "audio.m3u8", w.Get(t, id, "audio.m3u8"), "#EXT-X-ENDLIST")
-	if n := len(ingesttest.Live(t, co.Registry, id)); n != 0 {
-		t.Errorf("%d sessions still listed after Close", n)
-	}
-	l, err := co.Locker.Acquire(t.Context(), keys.SlotLease(id, keys.Primary), time.Second, coord.Owner{ID: "probe", Edge: "test", Protocol: "rtmp"})
-	if err != nil {
-		t.Fatalf("the lease was not released: %v", err)
-	}
-	_ = l.Release(t.Context())
+	w.CheckCloseFlushes(t, co, id, e.srv.Close)
 	stderr, _ := f.Wait(t)
 	t.Logf("ffmpeg after Close: %s", stderr)
 }

@@ -109,16 +109,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Admitter is the admission path (*admit.Admission implements it).
-type Admitter interface {
-	// Admit returns the live session or a *admit.Rejection.
-	Admit(ctx context.Context, r admit.Request) (*admit.Session, error)
-}
-
 // Deps are what a Server talks to.
 type Deps struct {
-	// Admitter decides who may publish. Required.
-	Admitter Admitter
+	// Admitter decides who may publish (*admit.Admission). Required.
+	Admitter admit.Admitter
 	// Segmenter writes the admitted sessions' segments. Required.
 	Segmenter ingest.Segmenter
 	// Logger gets one line per connection end (never a stream key).

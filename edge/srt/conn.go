@@ -243,17 +243,14 @@ func (c *conn) runInner() closeReason {
 // simply left.
 func (c *conn) discoveryEnd(sess *admit.Session, err error) closeReason {
 	var msg string
+	var ue *tsdemux.UnsupportedError
 	switch {
 	case errors.Is(err, errClosing):
 		return closeReason{msg: "server shutting down", level: slog.LevelInfo}
 	case errors.Is(err, errSessionEnded):
 		return closeReason{msg: "session ended", rej: admit.AsRejection(sess.Err()), level: slog.LevelWarn}
-	case errors.Is(err, tsdemux.ErrUnsupportedCodec):
-		var ue *tsdemux.UnsupportedError
-		msg = err.Error()
-		if errors.As(err, &ue) {
-			msg = ue.Error()
-		}
+	case errors.As(err, &ue):
+		msg = ue.Error() // names the codec and what to send instead
 	case errors.Is(err, errDiscovery) && errors.Is(err, tsdemux.ErrNoProgram):
 		msg = fmt.Sprintf("no MPEG-TS program (PAT/PMT) within %s; send MPEG-TS", c.s.cfg.DiscoveryTimeout)
 	case errors.Is(err, errDiscovery):
@@ -261,7 +258,6 @@ func (c *conn) discoveryEnd(sess *admit.Session, err error) closeReason {
 	case errors.Is(err, tsdemux.ErrNoVideo) && !isReadEnd(err):
 		msg = "the MPEG-TS program has no usable video track; send H.264 or H.265 video"
 	default:
-		c.log.Debug("discovery ended", "err", err)
 		return c.readEnd("publisher left before sending media", err)
 	}
 	sess.End(admit.ReasonBadCodec, msg)

@@ -182,21 +182,16 @@ func WaitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 // refusals and reasoned ends (Ended set) are not live.
 func Live(t testing.TB, reg coord.Registry, id keys.SlotID) []coord.Session {
 	t.Helper()
-	ss, err := reg.List(t.Context(), string(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []coord.Session
-	for _, s := range ss {
-		if s.Ended.IsZero() {
-			out = append(out, s)
-		}
-	}
-	return out
+	return listed(t, reg, id, false)
 }
 
 // Ended lists the slot's records of refusals and reasoned ends.
 func Ended(t testing.TB, reg coord.Registry, id keys.SlotID) []coord.Session {
+	t.Helper()
+	return listed(t, reg, id, true)
+}
+
+func listed(t testing.TB, reg coord.Registry, id keys.SlotID, ended bool) []coord.Session {
 	t.Helper()
 	ss, err := reg.List(t.Context(), string(id))
 	if err != nil {
@@ -204,7 +199,7 @@ func Ended(t testing.TB, reg coord.Registry, id keys.SlotID) []coord.Session {
 	}
 	var out []coord.Session
 	for _, s := range ss {
-		if !s.Ended.IsZero() {
+		if s.Ended.IsZero() != ended {
 			out = append(out, s)
 		}
 	}
@@ -385,3 +380,34 @@ func (f *FFmpeg) Wait(t testing.TB) (string, error) {
 
 // Exited is closed once ffmpeg exited.
 func (f *FFmpeg) Exited() <-chan struct{} { return f.exited }
+
+// CheckCloseFlushes is the graceful-shutdown check of a protocol server
+// while a publisher of slot id is live: once the first segment is listed it
+// calls closeServer, then the segment in flight and the final playlists
+// (EXT-X-ENDLIST) must be stored, the registry must be empty and the lease
+// free.
+func (w *World) CheckCloseFlushes(t testing.TB, co Coord, id keys.SlotID, closeServer func(context.Context) error) {
+	t.Helper()
+	WaitFor(t, "a first segment", 20*time.Second, func() bool { return w.Exists(t, id, "video.m3u8") })
+	// A cut is made when the next keyframe arrives, and that keyframe opens
+	// the next segment: from the first listed segment on, one is in flight.
+	before := strings.Count(w.Get(t, id, "video.m3u8"), "#EXTINF")
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := closeServer(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	w.CheckPlaylist(t, id, "video.m3u8", 2*time.Second, 0.1, true)
+	if after := strings.Count(w.Get(t, id, "video.m3u8"), "#EXTINF"); after <= before {
+		t.Errorf("the segment in flight was not flushed: %d segments listed before Close, %d after", before, after)
+	}
+	MustContain(t, "audio.m3u8", w.Get(t, id, "audio.m3u8"), "#EXT-X-ENDLIST")
+	if n := len(Live(t, co.Registry, id)); n != 0 {
+		t.Errorf("%d sessions still listed after Close", n)
+	}
+	l, err := co.Locker.Acquire(t.Context(), keys.SlotLease(id, keys.Primary), time.Second, coord.Owner{ID: "probe", Edge: "test", Protocol: "probe"})
+	if err != nil {
+		t.Fatalf("the lease was not released: %v", err)
+	}
+	_ = l.Release(t.Context())
+}

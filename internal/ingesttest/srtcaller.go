@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,7 +49,10 @@ func SRTCaller(t testing.TB) string {
 // feeds -send; kbps > 0 paces it.
 func SRTCall(t testing.TB, hostPort string, stdin []byte, kbps int, streamID string, args ...string) (string, int) {
 	t.Helper()
-	host, port, _ := strings.Cut(hostPort, ":")
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, SRTCaller(t), append([]string{host, port, streamID}, args...)...)
