@@ -1,5 +1,5 @@
 // Package ingest is the protocol-neutral media pipeline that every segmenting
-// protocol (RTMP now; SRT, WHIP and PULL later) runs after admission: it
+// protocol (RTMP, SRT and WHIP; PULL later) runs after admission: it
 // checks the codecs, starts the segment writer with the session's fencing
 // token, feeds access units through the session's input rules (bitrate) and
 // the writer's (keyframe interval), and turns every failure into the one
@@ -19,11 +19,12 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
+	"time"
+
 	"github.com/liveingest/liveingest/edge/admit"
 	"github.com/liveingest/liveingest/edge/media"
 	"github.com/liveingest/liveingest/edge/segment"
 	"github.com/liveingest/liveingest/origin/store"
-	"time"
 )
 
 // Segmenter starts segment writers; *segment.Segmenter implements it.

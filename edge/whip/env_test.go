@@ -1,0 +1,122 @@
+package whip
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveingest/liveingest/internal/ingesttest"
+	"github.com/liveingest/liveingest/internal/testenv"
+	"github.com/liveingest/liveingest/origin/keys"
+	"github.com/liveingest/liveingest/origin/store"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// edge is one edge process: admission + segmenter + the WHIP server, its
+// HTTP side on a loopback httptest server and ICE on a loopback UDP port.
+type edge struct {
+	srv  *Server
+	http *httptest.Server
+	co   ingesttest.Coord
+	logs *ingesttest.LogSink
+	reg  *prometheus.Registry
+}
+
+type world struct{ *ingesttest.World }
+
+func newWorld(t *testing.T, st store.Store) *world { return &world{ingesttest.NewWorld(t, st)} }
+
+func (w *world) edge(t *testing.T, edgeID string, co ingesttest.Coord, cfg Config) *edge {
+	t.Helper()
+	logs := &ingesttest.LogSink{T: t}
+	logger := logs.Logger(edgeID)
+	reg := prometheus.NewRegistry()
+	if cfg.UDPAddr == "" {
+		cfg.UDPAddr = "127.0.0.1:0"
+	}
+	srv, err := New(cfg, Deps{Admitter: w.Admission(t, edgeID, co, logger), Segmenter: w.Segmenter(t, logger), Logger: logger, Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(PathPrefix, srv.Handler())
+	hs := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		hs.Close()
+	})
+	return &edge{srv: srv, http: hs, co: co, logs: logs, reg: reg}
+}
+
+// endpoint is the slot's WHIP URL on e.
+func (e *edge) endpoint(id keys.SlotID) string { return e.http.URL + PathPrefix + string(id) }
+
+// request sends one HTTP request and returns the status, body and headers.
+func request(t *testing.T, method, url, contentType, key string, body string, hdr ...string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// metric reads a counter or gauge with the given labels from e's registry.
+func (e *edge) metric(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if got[k] != v {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
+}
