@@ -38,8 +38,9 @@ type session struct {
 	log     *slog.Logger
 	created time.Time
 
-	adm *admit.Session
-	pc  *webrtc.PeerConnection
+	adm  *admit.Session
+	pc   *webrtc.PeerConnection
+	link *linkMeter // closes pc (see linkMeter)
 
 	// ctx is cancelled by abort: the server's Close ran out of time.
 	ctx    context.Context
@@ -85,8 +86,8 @@ func (s *Server) startSession(api *webrtc.API, sess *admit.Session, off offer, k
 	ss.log = s.log.With("protocol", admit.ProtocolWHIP, "remote", remote.String(),
 		"slot", string(ss.slot), "role", string(ss.role), "session", sess.ID())
 	fail := func(err error) (*session, string, error) {
-		if ss.pc != nil {
-			_ = ss.pc.Close()
+		if ss.link != nil {
+			_ = ss.link.close()
 		}
 		cancel()
 		_ = sess.Close(context.Background())
@@ -96,7 +97,8 @@ func (s *Server) startSession(api *webrtc.API, sess *admit.Session, off offer, k
 	if err != nil {
 		return fail(err)
 	}
-	ss.pc = pc
+	ss.pc, ss.link = pc, &linkMeter{pc: pc}
+	sess.SetLinkStats(ss.link.stats)
 	pc.OnTrack(ss.onTrack)
 	pc.OnConnectionStateChange(ss.onState)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: off.sdp}); err != nil {
@@ -184,7 +186,7 @@ func (ss *session) run() {
 	ss.mu.Lock()
 	ss.ended = true
 	ss.mu.Unlock()
-	_ = ss.pc.Close() // ends the readers' ReadRTP
+	_ = ss.link.close() // ends the readers' ReadRTP
 	ss.readers.Wait()
 	pipe := ss.pipeline() // final: the readers are gone
 

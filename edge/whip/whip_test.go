@@ -55,6 +55,14 @@ func TestPublishPion(t *testing.T) {
 		t.Errorf("201 headers = %v", h)
 	}
 	waitLive(t, e, id)
+	ingesttest.WaitFor(t, "link statistics in the live status", 10*time.Second, func() bool {
+		for _, s := range ingesttest.Live(t, e.co.Registry, id) {
+			if l := s.Link; l != nil && l.PacketsReceived > 0 && l.ReceiveRateKbps > 0 {
+				return true
+			}
+		}
+		return false
+	})
 	ingesttest.WaitFor(t, "six segments", 40*time.Second, func() bool {
 		return w.Exists(t, id, "video.m3u8") && strings.Count(w.Get(t, id, "video.m3u8"), "#EXTINF") >= 6
 	})
