@@ -21,6 +21,7 @@ import (
 
 	"github.com/liveingest/liveingest/edge/push"
 	"github.com/liveingest/liveingest/edge/tlsauto"
+	"github.com/liveingest/liveingest/edge/whip/page"
 	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/coord/memory"
 	"github.com/liveingest/liveingest/origin/keys"
@@ -124,6 +125,10 @@ func (c *DevCmd) Run(ctx context.Context, e env) error {
 	if err != nil {
 		return fmt.Errorf("--srt: %w", err)
 	}
+	webrtcAddr, err := concreteUDPAddr(c.WebRTCUDP)
+	if err != nil {
+		return fmt.Errorf("--webrtc-udp: %w", err)
+	}
 	deployment := slots.Deployment{
 		Regions:   []slots.Region{{ID: c.Region, PublicHost: c.PublicHost}},
 		RTMPPort:  addrPort(rtmpAddr),
@@ -134,7 +139,7 @@ func (c *DevCmd) Run(ctx context.Context, e env) error {
 	}
 	co := memory.New(nil)
 	o := newOps("dev", logger, check{"store", storeReachable(st)})
-	svc, err := devService(st, co, deployment, token, ingestAddrs{rtmp: rtmpAddr, rtmps: rtmpsAddr, tls: cert.TLSConfig(), srt: srtAddr}, o.registry, logger)
+	svc, err := devService(st, co, deployment, token, ingestAddrs{rtmp: rtmpAddr, rtmps: rtmpsAddr, tls: cert.TLSConfig(), srt: srtAddr, webrtc: webrtcAddr}, o.registry, logger)
 	if err != nil {
 		httpL.ln.Close()
 		httpsL.ln.Close()
@@ -147,10 +152,13 @@ func (c *DevCmd) Run(ctx context.Context, e env) error {
 	httpsL.srv = newHTTPServer(mux, logger)
 	httpsL.srv.TLSConfig = cert.TLSConfig()
 
-	printDevSummary(e.stdout, c, deployment, token, generated, cert)
+	printDevSummary(e.stdout, c, deployment, webrtcAddr, token, generated, cert)
 	logger.Info("started", "http", httpL.ln.Addr().String(), "https", httpsL.ln.Addr().String(), "data", c.Data)
 	return serveWith(ctx, o, logger, svc, httpL, httpsL)
 }
+
+// publishPagePath is where dev serves the WHIP publish page.
+const publishPagePath = "/publish"
 
 // devExpireInterval is how often dev sweeps expired segments: one second, so
 // short file_expiry settings behave as configured.
@@ -189,6 +197,10 @@ func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secr
 		_ = ps.Close(context.Background())
 		return roleService{}, err
 	}
+	is.mount(mux)
+	// The browser publish page (camera and microphone → WHIP); on plain
+	// HTTP it works from this machine only, as WHIP does.
+	mux.Handle(publishPagePath, page.Handler())
 	return roleService{handler: mux, background: []func(context.Context){sw.Run}, close: closeAll(is.close, ps.Close)}, nil
 }
 
@@ -283,7 +295,7 @@ func newToken() (secret.String, error) {
 // printDevSummary tells the person at the terminal where everything is. The
 // admin token is printed here on purpose (SPEC §8): dev mode is local, and
 // the summary goes to stdout, never to the log.
-func printDevSummary(w io.Writer, c *DevCmd, d slots.Deployment, token secret.String, generated bool, cert *tlsauto.SelfSigned) {
+func printDevSummary(w io.Writer, c *DevCmd, d slots.Deployment, webrtcAddr string, token secret.String, generated bool, cert *tlsauto.SelfSigned) {
 	abs, err := filepath.Abs(c.Data)
 	if err != nil {
 		abs = c.Data
@@ -300,6 +312,8 @@ func printDevSummary(w io.Writer, c *DevCmd, d slots.Deployment, token secret.St
 	fmt.Fprintf(tw, "  rtmp\trtmp://%s/live/<stream key>\n", net.JoinHostPort(c.PublicHost, strconv.Itoa(d.RTMPPort)))
 	fmt.Fprintf(tw, "  rtmps\trtmps://%s/live/<stream key>\n", net.JoinHostPort(c.PublicHost, strconv.Itoa(d.RTMPSPort)))
 	fmt.Fprintf(tw, "  srt\tsrt://%s?streamid=#!::r=<stream key>,m=publish\n", net.JoinHostPort(c.PublicHost, strconv.Itoa(d.SRTPort)))
+	fmt.Fprintf(tw, "  whip\t%s/whip/<slot id>  (Authorization: Bearer <stream key>; ICE on UDP %d)\n", httpsBase, addrPort(webrtcAddr))
+	fmt.Fprintf(tw, "  publish page\t%s%s?slot=<slot id>  (camera and microphone over WHIP)\n", httpBase, publishPagePath)
 	fmt.Fprintf(tw, "  api\t%s/api/v1  (OpenAPI: /api/v1/openapi.json)\n", httpBase)
 	fmt.Fprintf(tw, "  health\t%s/healthz  /readyz  /metrics\n", httpBase)
 	fmt.Fprintf(tw, "  certificate\t%s (self-signed, sha256 %s)\n", cert.CertPath, cert.Fingerprint)

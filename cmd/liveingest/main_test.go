@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // devAddrs puts every listener of dev on an ephemeral loopback port: tests
 // never bind fixed ports.
-var devAddrs = []string{"--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--rtmps", "127.0.0.1:0", "--srt", "127.0.0.1:0"}
+var devAddrs = []string{"--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--rtmps", "127.0.0.1:0", "--srt", "127.0.0.1:0", "--webrtc-udp", "127.0.0.1:0"}
 
 // devArgs is `dev` on ephemeral ports with data in dir, plus extra flags.
 func devArgs(dir string, extra ...string) []string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -281,6 +282,17 @@ type EdgeCmd struct {
 	RTMPS string `name:"rtmps" help:"RTMPS ingest address (needs --tls-cert/--tls-key); empty: off."`
 	// SRT is the SRT ingest address (UDP); empty turns it off. Default: :9000.
 	SRT string `name:"srt" help:"SRT ingest address (UDP); empty: off." default:":9000"`
+	// WebRTCUDP is the one UDP address of every WHIP session's ICE traffic
+	// (WHIP's HTTP side is served on --https, and on --http to this machine
+	// only); empty turns WHIP off. Default: :8189.
+	WebRTCUDP string `name:"webrtc-udp" help:"UDP address of all WebRTC (WHIP) sessions; empty: WHIP off." default:":8189"`
+	// WebRTCPublicIPs are the addresses publishers reach --webrtc-udp on,
+	// put in WHIP answers instead of the local ones (behind a load
+	// balancer or 1:1 NAT). Default: none.
+	WebRTCPublicIPs []string `name:"webrtc-public-ips" help:"Public IPs of --webrtc-udp for WHIP answers (behind a load balancer/NAT)."`
+	// WebRTCICEServers are STUN/TURN URLs offered to WHIP publishers in
+	// Link headers. Default: none.
+	WebRTCICEServers []string `name:"webrtc-ice-servers" help:"STUN/TURN URLs offered to WHIP publishers (Link headers)."`
 }
 
 // Validate checks the edge's own fields after the common ones.
@@ -296,6 +308,21 @@ func (c *EdgeCmd) Validate() error {
 	if c.SRT != "" {
 		if err := checkAddr("--srt", c.SRT); err != nil {
 			return err
+		}
+	}
+	if c.WebRTCUDP != "" {
+		if err := checkAddr("--webrtc-udp", c.WebRTCUDP); err != nil {
+			return err
+		}
+	}
+	for _, ip := range c.WebRTCPublicIPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return fmt.Errorf("--webrtc-public-ips: %q is not an IP address", ip)
+		}
+	}
+	for _, u := range c.WebRTCICEServers {
+		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+			return fmt.Errorf("--webrtc-ice-servers: %q is not a stun:, turn: or turns: URL", u)
 		}
 	}
 	if c.RTMPS != "" {
@@ -341,13 +368,15 @@ func (c *EdgeCmd) Run(ctx context.Context, e env) error {
 			repo: repo, store: rd.store, locker: rd.coord, registry: rd.coord, node: rd.node,
 			role: keys.Role(c.IngestRole), logger: rd.logger, metrics: rd.metrics,
 			newLimiter: func(r coord.Rate) (coord.Limiter, error) { return rd.coord.NewLimiter(r) },
-		}, ingestAddrs{rtmp: c.RTMP, rtmps: c.RTMPS, tls: tlsConfig, srt: c.SRT})
+		}, ingestAddrs{rtmp: c.RTMP, rtmps: c.RTMPS, tls: tlsConfig, srt: c.SRT,
+			webrtc: c.WebRTCUDP, publicIPs: c.WebRTCPublicIPs, iceServers: c.WebRTCICEServers})
 		if err != nil {
 			_ = ps.Close(context.Background())
 			return roleService{}, err
 		}
 		mux := http.NewServeMux()
 		mux.Handle(push.PathPrefix, ps.Handler())
+		is.mount(mux)
 		return roleService{handler: mux, close: closeAll(is.close, ps.Close), logAttrs: is.bound()}, nil
 	})
 }

@@ -31,7 +31,7 @@ func roleArgsOn(t *testing.T, role, bucket string) []string {
 		"--s3-endpoint", m.Endpoint, "--s3-region", m.Region, "--s3-bucket", bucket,
 		"--s3-path-style", "--s3-access-key", m.AccessKey, "--redis-addr", r.Addr}
 	if role == "edge" {
-		args = append(args, "--rtmp", "127.0.0.1:0", "--srt", "127.0.0.1:0")
+		args = append(args, "--rtmp", "127.0.0.1:0", "--srt", "127.0.0.1:0", "--webrtc-udp", "127.0.0.1:0")
 	}
 	return args
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/liveingest/liveingest/edge/rtmp"
 	"github.com/liveingest/liveingest/edge/segment"
 	"github.com/liveingest/liveingest/edge/srt"
+	"github.com/liveingest/liveingest/edge/whip"
 	"github.com/liveingest/liveingest/functions/expire"
 	"github.com/liveingest/liveingest/origin/api"
 	"github.com/liveingest/liveingest/origin/coord"
@@ -98,6 +99,9 @@ type ingestAddrs struct {
 	rtmp, rtmps string      // TCP
 	tls         *tls.Config // serves RTMPS; required with rtmps
 	srt         string      // UDP
+	webrtc      string      // UDP: ICE of every WHIP session (WHIP's HTTP side is on the role's mux)
+	publicIPs   []string    // the addresses WHIP answers advertise instead of the local ones
+	iceServers  []string    // STUN/TURN URLs offered to WHIP publishers
 }
 
 // ingestServers are an edge's stream-key protocol servers. They share one
@@ -106,6 +110,7 @@ type ingestAddrs struct {
 type ingestServers struct {
 	rtmp *rtmp.Server
 	srt  *srt.Server
+	whip *whip.Server
 }
 
 // startIngest builds the admission and the segmenter and starts the
@@ -155,7 +160,30 @@ func startIngest(d edgeDeps, a ingestAddrs) (*ingestServers, error) {
 		}
 		s.srt = ss
 	}
+	if a.webrtc != "" {
+		var servers []whip.ICEServer
+		for _, u := range a.iceServers {
+			servers = append(servers, whip.ICEServer{URL: u})
+		}
+		ws, err := whip.New(whip.Config{UDPAddr: a.webrtc, PublicIPs: a.publicIPs, ICEServers: servers, Role: d.role},
+			whip.Deps{Admitter: adm, Segmenter: seg, Logger: d.logger.With("proto", "whip"), Metrics: d.metrics})
+		if err == nil {
+			err = ws.Start()
+		}
+		if err != nil {
+			_ = s.close(context.Background())
+			return nil, fmt.Errorf("--webrtc-udp: %w", err)
+		}
+		s.whip = ws
+	}
 	return s, nil
+}
+
+// mount adds the HTTP side of the ingest protocols (WHIP) to mux.
+func (s *ingestServers) mount(mux *http.ServeMux) {
+	if s.whip != nil {
+		mux.Handle(whip.PathPrefix, s.whip.Handler())
+	}
 }
 
 // close ends every server gracefully (each flushes its sessions' last
@@ -163,15 +191,18 @@ func startIngest(d edgeDeps, a ingestAddrs) (*ingestServers, error) {
 // shutdown time.
 func (s *ingestServers) close(ctx context.Context) error {
 	var wg sync.WaitGroup
-	var rerr, serr error
+	var rerr, serr, werr error
 	if s.rtmp != nil {
 		wg.Go(func() { rerr = s.rtmp.Close(ctx) })
 	}
 	if s.srt != nil {
 		wg.Go(func() { serr = s.srt.Close(ctx) })
 	}
+	if s.whip != nil {
+		wg.Go(func() { werr = s.whip.Close(ctx) })
+	}
 	wg.Wait()
-	return errors.Join(rerr, serr)
+	return errors.Join(rerr, serr, werr)
 }
 
 // bound lists the addresses really bound, for the start-up log line.
@@ -187,6 +218,9 @@ func (s *ingestServers) bound() []any {
 	}
 	if s.srt != nil {
 		out = append(out, "srt", s.srt.Addr().String())
+	}
+	if s.whip != nil {
+		out = append(out, "webrtc_udp", s.whip.UDPAddr().String())
 	}
 	return out
 }
