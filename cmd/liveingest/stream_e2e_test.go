@@ -261,7 +261,11 @@ func waitLive(t *testing.T, base, token, id, proto string, enc *encoder) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("live status never showed the %s session: %+v\nencoder:\n%s", proto, live, enc.out.String())
+			out := ""
+			if enc != nil {
+				out = "\nencoder:\n" + enc.out.String()
+			}
+			t.Fatalf("live status never showed the %s session: %+v%s", proto, live, out)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

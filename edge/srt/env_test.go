@@ -91,30 +91,5 @@ func (e *edge) rejectCode(t *testing.T, streamID string, args ...string) int {
 // metric reads a gauge or counter with the given labels from e's registry.
 func (e *edge) metric(t *testing.T, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue(), true
-			}
-			return m.GetGauge().GetValue(), true
-		}
-	}
-	return 0, false
+	return ingesttest.Metric(t, e.reg, name, labels)
 }

@@ -90,33 +90,10 @@ func request(t *testing.T, method, url, contentType, key string, body string, hd
 	return resp.StatusCode, string(b), resp.Header
 }
 
-// metric reads a counter or gauge with the given labels from e's registry.
+// metric reads a counter or gauge with the given labels from e's registry
+// (0 when there is none).
 func (e *edge) metric(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
+	v, _ := ingesttest.Metric(t, e.reg, name, labels)
+	return v
 }

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/liveingest/liveingest/edge/admit"
 	"github.com/liveingest/liveingest/edge/segment"
 	"github.com/liveingest/liveingest/internal/testenv"
@@ -410,4 +412,36 @@ func (w *World) CheckCloseFlushes(t testing.TB, co Coord, id keys.SlotID, closeS
 		t.Fatalf("the lease was not released: %v", err)
 	}
 	_ = l.Release(t.Context())
+}
+
+// Metric reads the counter or gauge name whose labels include labels from
+// g (a server's registry); false when no such series exists.
+func Metric(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if got[k] != v {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue(), true
+			}
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
 }
