@@ -113,19 +113,19 @@ func (c *DevCmd) Run(ctx context.Context, e env) error {
 		httpL.ln.Close()
 		return err
 	}
-	rtmpAddr, err := concreteAddr(c.RTMP)
+	rtmpAddr, err := concreteAddr("tcp", c.RTMP)
 	if err != nil {
 		return fmt.Errorf("--rtmp: %w", err)
 	}
-	rtmpsAddr, err := concreteAddr(c.RTMPS)
+	rtmpsAddr, err := concreteAddr("tcp", c.RTMPS)
 	if err != nil {
 		return fmt.Errorf("--rtmps: %w", err)
 	}
-	srtAddr, err := concreteUDPAddr(c.SRT)
+	srtAddr, err := concreteAddr("udp", c.SRT)
 	if err != nil {
 		return fmt.Errorf("--srt: %w", err)
 	}
-	webrtcAddr, err := concreteUDPAddr(c.WebRTCUDP)
+	webrtcAddr, err := concreteAddr("udp", c.WebRTCUDP)
 	if err != nil {
 		return fmt.Errorf("--webrtc-udp: %w", err)
 	}
@@ -219,34 +219,33 @@ func closeAll(closers ...func(context.Context) error) func(context.Context) erro
 	}
 }
 
-// concreteAddr replaces port 0 with a port that is free now, so that the
-// ingest URLs of slots can name it before the server binds. (Another process
-// could take it in between; port 0 is for tests, which then fail loudly.)
-func concreteAddr(addr string) (string, error) {
+// concreteAddr replaces port 0 with a port of network ("tcp" or "udp")
+// that is free now, so that the ingest URLs of slots can name it before the
+// server binds. (Another process could take it in between; port 0 is for
+// tests, which then fail loudly.)
+func concreteAddr(network, addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || port != "0" {
 		return addr, err
 	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", err
+	var bound net.Addr
+	if network == "udp" {
+		pc, err := net.ListenPacket(network, addr)
+		if err != nil {
+			return "", err
+		}
+		defer pc.Close()
+		bound = pc.LocalAddr()
+	} else {
+		l, err := net.Listen(network, addr)
+		if err != nil {
+			return "", err
+		}
+		defer l.Close()
+		bound = l.Addr()
 	}
-	defer l.Close()
-	return net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port)), nil
-}
-
-// concreteUDPAddr is concreteAddr for a UDP listener (SRT).
-func concreteUDPAddr(addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || port != "0" {
-		return addr, err
-	}
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer pc.Close()
-	return net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)), nil
+	_, port, err = net.SplitHostPort(bound.String())
+	return net.JoinHostPort(host, port), err
 }
 
 // certHosts are the names the dev certificate covers: the public host and

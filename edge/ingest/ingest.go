@@ -200,6 +200,15 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	return errors.Join(werr, p.sess.Close(ctx))
 }
 
+// CloseWithin is Close bounded by d on top of ctx: how a protocol ends a
+// session that ended on its own, so that a store that hangs cannot hold the
+// connection (and the slot) for ever.
+func (p *Pipeline) CloseWithin(ctx context.Context, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return p.Close(ctx)
+}
+
 func (p *Pipeline) sessErr() error {
 	if err := p.sess.Err(); err != nil {
 		return err

@@ -85,8 +85,8 @@ func newConn(s *Server, nc net.Conn, protocol string) *conn {
 	}
 }
 
-// abort cuts the connection's pending work (the final flush included).
-func (c *conn) abort() {
+// Abort cuts the connection's pending work (the final flush included).
+func (c *conn) Abort() {
 	c.cancel()
 	c.interrupt()
 }
@@ -127,7 +127,7 @@ func (r closeReason) Error() string { return r.msg }
 
 // run serves the connection and logs why it ended, once.
 func (c *conn) run() {
-	defer c.s.untrack(c)
+	defer c.s.conns.Done(c)
 	defer c.cancel()
 	defer c.nc.Close()
 	// A server Close interrupts the connection in whatever step it is.
@@ -135,7 +135,7 @@ func (c *conn) run() {
 	defer close(stop)
 	go func() {
 		select {
-		case <-c.s.closed:
+		case <-c.s.conns.Closed():
 			c.interrupt()
 		case <-stop:
 		}
@@ -264,9 +264,7 @@ func (c *conn) publish(rd *gortmplib.Reader, pipe *ingest.Pipeline, tracks []med
 		c.sendStatus(codeClosed, "edge shutting down; reconnect")
 	}
 	// Flush the segment in flight before the lease is released (R-OPS-3).
-	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.CloseTimeout)
-	defer cancel()
-	if err := pipe.Close(ctx); err != nil {
+	if err := pipe.CloseWithin(c.ctx, c.s.cfg.CloseTimeout); err != nil {
 		r.err = errors.Join(r.err, err)
 		r.level = slog.LevelWarn
 	}
@@ -275,14 +273,7 @@ func (c *conn) publish(rd *gortmplib.Reader, pipe *ingest.Pipeline, tracks []med
 	return r
 }
 
-func (c *conn) closing() bool {
-	select {
-	case <-c.s.closed:
-		return true
-	default:
-		return false
-	}
-}
+func (c *conn) closing() bool { return c.s.conns.Closing() }
 
 // ioEnd classifies a read or handshake error.
 func (c *conn) ioEnd(step string, err error) closeReason {

@@ -1,7 +1,6 @@
 package rtmp
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -32,28 +31,18 @@ func newWorld(t *testing.T, st store.Store) *world { return &world{ingesttest.Ne
 
 func (w *world) edge(t *testing.T, edgeID string, co ingesttest.Coord) *edge {
 	t.Helper()
-	logs := &ingesttest.LogSink{T: t}
-	logger := logs.Logger(edgeID)
+	p := w.Edge(t, edgeID, co)
 	cert, err := tlsauto.LoadOrCreate(t.TempDir(), []string{"127.0.0.1", "localhost"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv, err := New(Config{Addr: "127.0.0.1:0", TLSAddr: "127.0.0.1:0", TLSConfig: cert.TLSConfig()},
-		Deps{Admitter: w.Admission(t, edgeID, co, logger), Segmenter: w.Segmenter(t, logger), Logger: logger})
+		Deps{Admitter: p.Admission, Segmenter: p.Segmenter, Logger: p.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return &edge{srv: srv, co: co, logs: logs}
+	ingesttest.Serve(t, srv)
+	return &edge{srv: srv, co: co, logs: p.Logs}
 }
 
 // publish starts ffmpeg publishing secs of testsrc2+sine over RTMP (see

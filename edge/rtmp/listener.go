@@ -17,7 +17,6 @@ type listener struct {
 // of file descriptors) is retried after a short pause instead of ending the
 // edge's ingest.
 func (l *listener) run() {
-	defer l.s.wg.Done()
 	var pause time.Duration
 	for {
 		nc, err := l.ln.Accept()
@@ -30,13 +29,13 @@ func (l *listener) run() {
 			select {
 			case <-time.After(pause):
 				continue
-			case <-l.s.closed:
+			case <-l.s.conns.Closed():
 				return
 			}
 		}
 		pause = 0
 		c := newConn(l.s, nc, l.protocol)
-		if !l.s.track(c) {
+		if !l.s.conns.Add(c, c) {
 			_ = nc.Close()
 			return
 		}

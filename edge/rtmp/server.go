@@ -130,14 +130,11 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 
+	conns *ingest.Conns[*conn, *conn] // and the accept loops
+
 	mu      sync.Mutex
 	lns     []net.Listener
-	conns   map[*conn]struct{}
 	started bool
-	closing bool
-
-	closed chan struct{} // closed by Close: conns end, accept loops stop
-	wg     sync.WaitGroup
 }
 
 // New returns a Server, or an error naming the bad field. It binds nothing.
@@ -161,9 +158,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	return &Server{
 		cfg: cfg, deps: deps, metrics: m,
-		log:    deps.Logger.With("component", "rtmp"),
-		conns:  map[*conn]struct{}{},
-		closed: make(chan struct{}),
+		log:   deps.Logger.With("component", "rtmp"),
+		conns: ingest.NewConns[*conn, *conn](),
 	}, nil
 }
 
@@ -172,7 +168,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started || s.closing {
+	if s.started || s.conns.Closing() {
 		return errors.New("rtmp: Start called twice or after Close")
 	}
 	s.started = true
@@ -195,10 +191,12 @@ func (s *Server) Start() error {
 		lns = append(lns, &listener{s: s, ln: tls.NewListener(ln, s.cfg.TLSConfig), protocol: admit.ProtocolRTMPS})
 	}
 	for _, l := range lns {
+		// Close waits for s.mu before it closes s.lns, so a listener
+		// added here is closed by it even if the loop does not start.
 		s.lns = append(s.lns, l.ln)
-		s.log.Info("listening", "protocol", l.protocol, "addr", l.ln.Addr().String())
-		s.wg.Add(1)
-		go l.run()
+		if s.conns.Go(l.run) {
+			s.log.Info("listening", "protocol", l.protocol, "addr", l.ln.Addr().String())
+		}
 	}
 	return nil
 }
@@ -227,49 +225,17 @@ func (s *Server) addr(protocol string) net.Addr {
 // ctx — and waits for all goroutines. It returns ctx's error if they did not
 // finish in time. Idempotent.
 func (s *Server) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if !s.closing {
-		s.closing = true
-		close(s.closed)
+	err := s.conns.Close(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		for _, ln := range s.lns {
 			_ = ln.Close()
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("rtmp: close: %w", err)
 	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		// Cut what is left: their flushes run on closeCtx, which ends now.
-		s.mu.Lock()
-		for c := range s.conns {
-			c.abort()
-		}
-		s.mu.Unlock()
-		<-done
-		return fmt.Errorf("rtmp: close: %w", ctx.Err())
-	}
-}
-
-// track registers c unless the server is closing (then c must not run).
-func (s *Server) track(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	return true
-}
-
-func (s *Server) untrack(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.wg.Done()
+	return nil
 }
 
 type metrics struct {

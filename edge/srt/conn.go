@@ -82,11 +82,14 @@ func newConn(s *Server, req gosrt.ConnRequest) *conn {
 	}
 }
 
-// abort cuts the connection's pending work (the final flush included).
-func (c *conn) abort() {
+// Abort cuts the connection's pending work (the final flush included).
+func (c *conn) Abort() {
 	c.cancel()
-	if c.wd != nil {
-		c.wd.stop(errClosing)
+	c.statsMu.Lock()
+	wd := c.wd
+	c.statsMu.Unlock()
+	if wd != nil {
+		wd.stop(errClosing)
 	}
 }
 
@@ -102,7 +105,7 @@ type closeReason struct {
 
 // run serves the connection and logs why it ended, once.
 func (c *conn) run() {
-	defer c.s.untrack(c)
+	defer c.s.conns.Done(c)
 	defer c.cancel()
 	r := c.runInner()
 	attrs := []any{"reason", r.msg, "duration", time.Since(c.started).Round(time.Millisecond)}
@@ -196,8 +199,8 @@ func (c *conn) runInner() closeReason {
 	c.s.metrics.handshakes.WithLabelValues("accepted").Inc()
 	c.statsMu.Lock()
 	c.sc = sc
+	c.wd = newWatchdog(sc, c.s.cfg.ReadTimeout) // Abort reads it from another goroutine
 	c.statsMu.Unlock()
-	c.wd = newWatchdog(sc, c.s.cfg.ReadTimeout)
 	defer c.wd.stop(nil)
 	if c.closing() { // Close ran before the connection existed
 		c.wd.stop(errClosing)
@@ -206,7 +209,7 @@ func (c *conn) runInner() closeReason {
 	defer close(stop)
 	go func() {
 		select {
-		case <-c.s.closed:
+		case <-c.s.conns.Closed():
 			c.wd.stop(errClosing)
 		case <-sess.Done(): // lease lost, bitrate, GOP: stop reading now
 			c.wd.stop(errSessionEnded)
@@ -294,9 +297,7 @@ func (c *conn) publish(sess *admit.Session, pipe *ingest.Pipeline, role keys.Rol
 	// the caller sees the connection close.
 	c.wd.stop(errSessionEnded)
 	// Flush the segment in flight before the lease is released (R-OPS-3).
-	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.CloseTimeout)
-	defer cancel()
-	if err := pipe.Close(ctx); err != nil {
+	if err := pipe.CloseWithin(c.ctx, c.s.cfg.CloseTimeout); err != nil {
 		r.err = errors.Join(r.err, err)
 		r.level = slog.LevelWarn
 	}
@@ -305,14 +306,7 @@ func (c *conn) publish(sess *admit.Session, pipe *ingest.Pipeline, role keys.Rol
 	return r
 }
 
-func (c *conn) closing() bool {
-	select {
-	case <-c.s.closed:
-		return true
-	default:
-		return false
-	}
-}
+func (c *conn) closing() bool { return c.s.conns.Closing() }
 
 // readEnd classifies the error that ended reading.
 func (c *conn) readEnd(step string, err error) closeReason {

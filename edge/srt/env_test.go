@@ -1,12 +1,10 @@
 package srt
 
 import (
-	"context"
 	"net"
 	"net/url"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -32,25 +30,14 @@ func newWorld(t *testing.T, st store.Store) *world { return &world{ingesttest.Ne
 
 func (w *world) edge(t *testing.T, edgeID string, co ingesttest.Coord, cfg Config) *edge {
 	t.Helper()
-	logs := &ingesttest.LogSink{T: t}
-	logger := logs.Logger(edgeID)
-	reg := prometheus.NewRegistry()
+	p := w.Edge(t, edgeID, co)
 	cfg.Addr = "127.0.0.1:0"
-	srv, err := New(cfg, Deps{Admitter: w.Admission(t, edgeID, co, logger), Segmenter: w.Segmenter(t, logger), Logger: logger, Metrics: reg})
+	srv, err := New(cfg, Deps{Admitter: p.Admission, Segmenter: p.Segmenter, Logger: p.Logger, Metrics: p.Metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return &edge{srv: srv, co: co, logs: logs, reg: reg}
+	ingesttest.Serve(t, srv)
+	return &edge{srv: srv, co: co, logs: p.Logs, reg: p.Metrics}
 }
 
 func (e *edge) hostPort() (string, string) {

@@ -10,7 +10,6 @@ import (
 // reads the store and coordination, and one slow answer must not hold up
 // the other callers' handshakes.
 func (s *Server) acceptLoop(ln gosrt.Listener) {
-	defer s.wg.Done()
 	for {
 		req, err := ln.Accept2()
 		if err != nil {
@@ -20,7 +19,7 @@ func (s *Server) acceptLoop(ln gosrt.Listener) {
 			return
 		}
 		c := newConn(s, req)
-		if !s.track(c) {
+		if !s.conns.Add(c, c) {
 			req.Reject(gosrt.REJ_CLOSE)
 			return
 		}

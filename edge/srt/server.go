@@ -163,14 +163,11 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 
+	conns *ingest.Conns[*conn, *conn] // and the accept loop
+
 	mu      sync.Mutex
 	ln      gosrt.Listener
-	conns   map[*conn]struct{}
 	started bool
-	closing bool
-
-	closed chan struct{} // closed by Close: conns end, the accept loop stops
-	wg     sync.WaitGroup
 }
 
 // New returns a Server, or an error naming the bad field. It binds nothing.
@@ -190,9 +187,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, deps: deps,
-		log:    deps.Logger.With("component", "srt"),
-		conns:  map[*conn]struct{}{},
-		closed: make(chan struct{}),
+		log:   deps.Logger.With("component", "srt"),
+		conns: ingest.NewConns[*conn, *conn](),
 	}
 	m, err := newMetrics(deps.Metrics, s)
 	if err != nil {
@@ -207,7 +203,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started || s.closing {
+	if s.started || s.conns.Closing() {
 		return errors.New("srt: Start called twice or after Close")
 	}
 	s.started = true
@@ -224,9 +220,11 @@ func (s *Server) Start() error {
 		s.log.Warn("the SRT socket's receive buffer is smaller than configured; raise net.core.rmem_max (or run with CAP_NET_ADMIN) so callers do not lose packets under load",
 			"configured", s.cfg.ReceiveBuffer, "granted", got/2)
 	}
-	s.log.Info("listening", "protocol", admit.ProtocolSRT, "addr", ln.Addr().String())
-	s.wg.Add(1)
-	go s.acceptLoop(ln)
+	// Close waits for s.mu before it closes s.ln, so the listener is
+	// closed by it even if the loop does not start.
+	if s.conns.Go(func() { s.acceptLoop(ln) }) {
+		s.log.Info("listening", "protocol", admit.ProtocolSRT, "addr", ln.Addr().String())
+	}
 	return nil
 }
 
@@ -256,62 +254,29 @@ func (s *Server) Addr() net.Addr {
 // ctx — and waits for all goroutines. It returns ctx's error if they did not
 // finish in time. Idempotent.
 func (s *Server) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if !s.closing {
-		s.closing = true
-		close(s.closed)
+	err := s.conns.Close(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		if s.ln != nil {
 			// Closes the socket and every established connection: their
 			// reads end, their pipelines flush.
 			s.ln.Close()
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("srt: close: %w", err)
 	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		for c := range s.conns {
-			c.abort()
-		}
-		s.mu.Unlock()
-		<-done
-		return fmt.Errorf("srt: close: %w", ctx.Err())
-	}
-}
-
-// track registers c unless the server is closing (then c must not run).
-func (s *Server) track(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	return true
-}
-
-func (s *Server) untrack(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.wg.Done()
+	return nil
 }
 
 // publishing lists the connections that are writing segments now, for the
 // per-connection metrics.
 func (s *Server) publishing() []*conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
+	var out []*conn
+	s.conns.Each(func(c *conn) {
 		if c.live.Load() {
 			out = append(out, c)
 		}
-	}
+	})
 	return out
 }

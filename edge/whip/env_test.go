@@ -1,13 +1,11 @@
 package whip
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -35,31 +33,20 @@ func newWorld(t *testing.T, st store.Store) *world { return &world{ingesttest.Ne
 
 func (w *world) edge(t *testing.T, edgeID string, co ingesttest.Coord, cfg Config) *edge {
 	t.Helper()
-	logs := &ingesttest.LogSink{T: t}
-	logger := logs.Logger(edgeID)
-	reg := prometheus.NewRegistry()
+	p := w.Edge(t, edgeID, co)
 	if cfg.UDPAddr == "" {
 		cfg.UDPAddr = "127.0.0.1:0"
 	}
-	srv, err := New(cfg, Deps{Admitter: w.Admission(t, edgeID, co, logger), Segmenter: w.Segmenter(t, logger), Logger: logger, Metrics: reg})
+	srv, err := New(cfg, Deps{Admitter: p.Admission, Segmenter: p.Segmenter, Logger: p.Logger, Metrics: p.Metrics})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle(PathPrefix, srv.Handler())
 	hs := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		hs.Close()
-	})
-	return &edge{srv: srv, http: hs, co: co, logs: logs, reg: reg}
+	t.Cleanup(hs.Close) // after the server's Close (cleanups run last first)
+	ingesttest.Serve(t, srv)
+	return &edge{srv: srv, http: hs, co: co, logs: p.Logs, reg: p.Metrics}
 }
 
 // endpoint is the slot's WHIP URL on e.

@@ -114,9 +114,9 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, slot keys.SlotID) 
 		s.refuse(w, r, badRequest(http.StatusUnauthorized, "missing stream key: send it as 'Authorization: Bearer <stream key>'"))
 		return
 	}
-	off, err := parseOffer(body)
-	if err != nil {
-		s.refuse(w, r, err.(*requestError))
+	off, rerr := parseOffer(body)
+	if rerr != nil {
+		s.refuse(w, r, rerr)
 		return
 	}
 	api, ok := s.ready()
@@ -175,7 +175,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, slot keys.SlotID
 		s.refuse(w, r, rerr)
 		return
 	}
-	ss.stop(closeReason{msg: "publisher sent DELETE", level: slog.LevelInfo})
+	ss.stop(closeReason{msg: "publisher sent DELETE", label: "delete", level: slog.LevelInfo})
 	select {
 	case <-ss.done:
 	case <-r.Context().Done():

@@ -40,10 +40,9 @@ type offer struct {
 // parseOffer checks an SDP offer before anything is admitted or
 // allocated (RFC 9725 §4.2): it must parse, have ICE credentials, and
 // offer H.264 video in packetization mode 1 — the only video the segmenter
-// takes from WebRTC. Opus audio is optional. Errors are *requestError: 400
-// for a malformed offer, 422 for one without an acceptable codec (naming
-// what was offered).
-func parseOffer(body []byte) (offer, error) {
+// takes from WebRTC. Opus audio is optional. Errors: 400 for a malformed
+// offer, 422 for one without an acceptable codec (naming what was offered).
+func parseOffer(body []byte) (offer, *requestError) {
 	var sd sdp.SessionDescription
 	if err := sd.Unmarshal(body); err != nil {
 		return offer{}, badRequest(http.StatusBadRequest, "malformed SDP offer: %v", err)

@@ -85,8 +85,7 @@ func TestParseOffer(t *testing.T) {
 				}
 				return
 			}
-			re, ok := err.(*requestError)
-			if !ok || re.status != c.status || !strings.Contains(re.msg, c.msg) {
+			if err == nil || err.status != c.status || !strings.Contains(err.msg, c.msg) {
 				t.Fatalf("err = %#v, want %d containing %q", err, c.status, c.msg)
 			}
 		})

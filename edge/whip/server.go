@@ -197,13 +197,11 @@ type Server struct {
 	udp net.PacketConn
 	mux ice.UDPMux
 
-	mu       sync.Mutex
-	sessions map[string]*session
-	started  bool
-	closing  bool
+	sessions *ingest.Conns[string, *session] // by session id
 
-	closed chan struct{} // closed by Close: sessions end
-	wg     sync.WaitGroup
+	mu        sync.Mutex
+	started   bool
+	closeOnce sync.Once // of the UDP port, once the sessions ended
 }
 
 // New returns a Server, or an error naming the bad field. It binds nothing.
@@ -224,8 +222,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, deps: deps,
 		log:      deps.Logger.With("component", "whip"),
-		sessions: map[string]*session{},
-		closed:   make(chan struct{}),
+		sessions: ingest.NewConns[string, *session](),
 	}
 	m, err := newMetrics(deps.Metrics)
 	if err != nil {
@@ -241,7 +238,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started || s.closing {
+	if s.started || s.sessions.Closing() {
 		return errors.New("whip: Start called twice or after Close")
 	}
 	s.started = true
@@ -277,63 +274,32 @@ func (s *Server) UDPAddr() net.Addr {
 // ctx — then closes the UDP port. It returns ctx's error if the sessions did
 // not finish in time (their flushes are then cut short). Idempotent.
 func (s *Server) Close(ctx context.Context) error {
-	s.mu.Lock()
-	first := !s.closing
-	if first {
-		s.closing = true
-		close(s.closed)
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
+	// The sessions' teardown still talks over the UDP port (DTLS close):
+	// it closes after them.
+	err := s.sessions.Close(ctx, nil)
+	s.closeOnce.Do(func() {
 		s.mu.Lock()
-		for _, ss := range s.sessions {
-			ss.abort()
+		defer s.mu.Unlock()
+		if s.mux != nil {
+			s.mux.Close()
+			s.udp.Close()
 		}
-		s.mu.Unlock()
-		<-done
-		err = fmt.Errorf("whip: close: %w", ctx.Err())
+	})
+	if err != nil {
+		return fmt.Errorf("whip: close: %w", err)
 	}
-	if first && s.mux != nil {
-		s.mux.Close()
-		s.udp.Close()
-	}
-	return err
-}
-
-// add registers ss unless the server is closing (then ss must not run).
-func (s *Server) add(ss *session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.sessions[ss.id] = ss
-	s.wg.Add(1)
-	return true
-}
-
-func (s *Server) remove(ss *session) {
-	s.mu.Lock()
-	delete(s.sessions, ss.id)
-	s.mu.Unlock()
-	s.wg.Done()
+	return nil
 }
 
 // session finds a live session by id.
 func (s *Server) session(id string) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sessions[id]
+	ss, _ := s.sessions.Get(id)
+	return ss
 }
 
 // ready reports whether new sessions may start, and the API to build them.
 func (s *Server) ready() (*webrtc.API, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.api, s.api != nil && !s.closing
+	return s.api, s.api != nil && !s.sessions.Closing()
 }

@@ -54,19 +54,24 @@ type session struct {
 	// lastRTP is the arrival of the last RTP packet (unix ns); 0 before one.
 	lastRTP atomic.Int64
 
-	mu      sync.Mutex
-	ended   bool             // no new track readers after this
-	readers sync.WaitGroup   // track readers
-	pipe    *ingest.Pipeline // set when the first keyframe started it
-	t0      time.Time        // arrival of the session's first packet: the timeline's origin
-	audio   bool             // an Opus track was negotiated
-	video   *videoTrack      // the one video track read
-	claimed map[string]bool  // kinds with a reader ("video", "audio")
+	// pipe is set when the first keyframe started the segment writer;
+	// every audio packet and video frame reads it.
+	pipe atomic.Pointer[ingest.Pipeline]
+
+	audio bool // an Opus track was negotiated
+
+	mu        sync.Mutex
+	ended     bool           // no new track readers after this
+	readers   sync.WaitGroup // track readers
+	t0        time.Time      // arrival of the session's first packet: the timeline's origin
+	video     *videoTrack    // the one video track read
+	audioRead bool           // an Opus track has its reader
 }
 
 // closeReason is why a session ended; exactly one is logged per session.
 type closeReason struct {
 	msg   string
+	label string           // the liveingest_whip_session_ends_total reason, unless rej says it
 	rej   *admit.Rejection // the reason in the live status, if any
 	err   error
 	level slog.Level
@@ -81,7 +86,7 @@ func (s *Server) startSession(api *webrtc.API, sess *admit.Session, off offer, k
 		s: s, id: newID(), etag: `"` + newID() + `"`, slot: sess.Slot().ID, ufrag: off.ufrag,
 		keyHash: sha256.Sum256([]byte(key.Reveal())), role: sess.Role(), created: time.Now(),
 		adm: sess, ctx: ctx, cancel: cancel,
-		stopc: make(chan struct{}), done: make(chan struct{}), claimed: map[string]bool{},
+		stopc: make(chan struct{}), done: make(chan struct{}),
 	}
 	ss.log = s.log.With("protocol", admit.ProtocolWHIP, "remote", remote.String(),
 		"slot", string(ss.slot), "role", string(ss.role), "session", sess.ID())
@@ -123,7 +128,7 @@ func (s *Server) startSession(api *webrtc.API, sess *admit.Session, off offer, k
 	case <-time.After(gatherTimeout):
 		return fail(errors.New("ICE gathering did not complete"))
 	}
-	if !s.add(ss) {
+	if !s.sessions.Add(ss.id, ss) {
 		return fail(badRequest(http.StatusServiceUnavailable, "this edge is shutting down; retry"))
 	}
 	s.metrics.sessions.Inc()
@@ -160,24 +165,24 @@ func (ss *session) stop(r closeReason) {
 	})
 }
 
-// abort cuts the session's pending work (the final flush included).
-func (ss *session) abort() { ss.cancel() }
+// Abort cuts the session's pending work (the final flush included).
+func (ss *session) Abort() { ss.cancel() }
 
 func (ss *session) onState(st webrtc.PeerConnectionState) {
 	switch st {
 	case webrtc.PeerConnectionStateConnected:
 		ss.log.Debug("WebRTC connected", "after", time.Since(ss.created).Round(time.Millisecond))
 	case webrtc.PeerConnectionStateFailed:
-		ss.stop(closeReason{msg: "ICE or DTLS failed", level: slog.LevelWarn})
+		ss.stop(closeReason{msg: "ICE or DTLS failed", label: "ice-failed", level: slog.LevelWarn})
 	case webrtc.PeerConnectionStateClosed:
-		ss.stop(closeReason{msg: "publisher closed the connection", level: slog.LevelInfo})
+		ss.stop(closeReason{msg: "publisher closed the connection", label: "closed", level: slog.LevelInfo})
 	}
 }
 
 // run waits for the session's end, then tears it down in order: stop
 // reading, flush the last segment, release the lease (Pipeline.Close).
 func (ss *session) run() {
-	defer ss.s.remove(ss)
+	defer ss.s.sessions.Done(ss.id)
 	defer close(ss.done)
 	defer ss.cancel()
 	defer ss.s.metrics.sessions.Dec()
@@ -188,7 +193,7 @@ func (ss *session) run() {
 	ss.mu.Unlock()
 	_ = ss.link.close() // ends the readers' ReadRTP
 	ss.readers.Wait()
-	pipe := ss.pipeline() // final: the readers are gone
+	pipe := ss.pipe.Load() // final: the readers are gone
 
 	ctx, cancel := context.WithTimeout(ss.ctx, ss.s.cfg.CloseTimeout)
 	defer cancel()
@@ -228,8 +233,8 @@ func (ss *session) wait() closeReason {
 		select {
 		case <-ss.stopc:
 			return ss.why
-		case <-ss.s.closed:
-			return closeReason{msg: "server shutting down", level: slog.LevelInfo}
+		case <-ss.s.sessions.Closed():
+			return closeReason{msg: "server shutting down", label: "shutdown", level: slog.LevelInfo}
 		case <-ss.adm.Done(): // lease lost, bitrate, keyframe interval
 			return closeReason{msg: "session ended", rej: admit.AsRejection(ss.adm.Err()), level: slog.LevelWarn}
 		case now := <-tick.C:
@@ -247,12 +252,9 @@ func (ss *session) check(now time.Time) (closeReason, bool) {
 		last = time.Unix(0, ns)
 	}
 	if silent := now.Sub(last); silent >= ss.s.cfg.MediaTimeout {
-		return closeReason{msg: fmt.Sprintf("no media for %s", silent.Round(time.Millisecond)), level: slog.LevelWarn}, false
+		return closeReason{msg: fmt.Sprintf("no media for %s", silent.Round(time.Millisecond)), label: "media-timeout", level: slog.LevelWarn}, false
 	}
-	ss.mu.Lock()
-	started := ss.pipe != nil
-	ss.mu.Unlock()
-	if !started && now.Sub(ss.created) >= ss.s.cfg.DiscoveryTimeout {
+	if ss.pipe.Load() == nil && now.Sub(ss.created) >= ss.s.cfg.DiscoveryTimeout {
 		ss.adm.End(admit.ReasonBadCodec, fmt.Sprintf(
 			"no H.264 keyframe with SPS and PPS within %s of the answer", ss.s.cfg.DiscoveryTimeout))
 		return closeReason{msg: "session ended", rej: admit.AsRejection(ss.adm.Err()), level: slog.LevelWarn}, false
@@ -264,15 +266,5 @@ func endLabel(r closeReason) string {
 	if r.rej != nil {
 		return string(r.rej.Reason)
 	}
-	switch r.msg {
-	case "publisher sent DELETE":
-		return "delete"
-	case "ICE or DTLS failed":
-		return "ice-failed"
-	case "publisher closed the connection":
-		return "closed"
-	case "server shutting down":
-		return "shutdown"
-	}
-	return "media-timeout"
+	return r.label
 }

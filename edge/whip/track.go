@@ -40,27 +40,20 @@ const (
 // onTrack starts a reader for the first H.264 video and the first Opus
 // audio track; others are drained and dropped.
 func (ss *session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
-	mime := strings.ToLower(tr.Codec().MimeType)
-	kind := ""
-	switch mime {
-	case strings.ToLower(webrtc.MimeTypeH264):
-		kind = "video"
-	case strings.ToLower(webrtc.MimeTypeOpus):
-		kind = "audio"
-	}
+	mime := tr.Codec().MimeType
 	ss.mu.Lock()
 	if ss.ended {
 		ss.mu.Unlock()
 		return
 	}
-	take := kind != "" && !ss.claimed[kind]
-	if take {
-		ss.claimed[kind] = true
-	}
 	var v *videoTrack
-	if take && kind == "video" {
+	audio := false
+	switch {
+	case strings.EqualFold(mime, webrtc.MimeTypeH264) && ss.video == nil:
 		v = &videoTrack{ss: ss, tr: tr, kf: keyframer{target: ss.segmentDuration()}, clock: rtpClock{rate: 90000}}
 		ss.video = v
+	case strings.EqualFold(mime, webrtc.MimeTypeOpus) && !ss.audioRead:
+		audio, ss.audioRead = true, true
 	}
 	ss.readers.Add(2)
 	ss.mu.Unlock()
@@ -80,7 +73,7 @@ func (ss *session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		switch {
 		case v != nil:
 			v.read()
-		case take:
+		case audio:
 			ss.readAudio(tr)
 		default:
 			ss.log.Info("ignoring an extra track", "codec", tr.Codec().MimeType, "kind", tr.Kind().String())
@@ -214,7 +207,7 @@ func (v *videoTrack) sample(smp *media.Sample) bool {
 		v.ss.log.Debug("H.264 frame with a timestamp before the previous one dropped", "pts", pts, "last", v.lastDTS)
 		return true
 	}
-	pipe := v.ss.pipeline()
+	pipe := v.ss.pipe.Load()
 	if pipe == nil {
 		if !key || v.sps == nil || v.pps == nil {
 			return true // waiting for the first keyframe, requested above
@@ -252,7 +245,7 @@ func (ss *session) readAudio(tr *webrtc.TrackRemote) {
 		sb.Push(pkt)
 		for smp := sb.Pop(); smp != nil; smp = sb.Pop() {
 			pts := clock.at(ss, smp.PacketTimestamp)
-			pipe := ss.pipeline()
+			pipe := ss.pipe.Load()
 			if pipe == nil || len(smp.Data) == 0 || (written && pts < last) {
 				continue // before the first keyframe, or out of order
 			}
@@ -262,12 +255,6 @@ func (ss *session) readAudio(tr *webrtc.TrackRemote) {
 			}
 		}
 	}
-}
-
-func (ss *session) pipeline() *ingest.Pipeline {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return ss.pipe
 }
 
 // startPipeline starts the segment writer at the first keyframe, with the
@@ -285,9 +272,7 @@ func (ss *session) startPipeline(sps, pps []byte) *ingest.Pipeline {
 		ss.stop(closeReason{msg: "session ended", rej: admit.AsRejection(err), level: slog.LevelWarn})
 		return nil
 	}
-	ss.mu.Lock()
-	ss.pipe = pipe
-	ss.mu.Unlock()
+	ss.pipe.Store(pipe)
 	var sp h264.SPS
 	if sp.Unmarshal(sps) == nil {
 		ss.log.Info("publishing", "video", "h264", "width", sp.Width(), "height", sp.Height(), "audio", ss.audio)

@@ -2,6 +2,7 @@ package whip
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -130,7 +131,7 @@ func TestRefusals(t *testing.T) {
 	co := ingesttest.MemoryCoord(t)
 	e := w.edge(t, "edge-a", co, Config{})
 	id, key := w.Slot(t, "cam-a")
-	other, otherKey := w.Slot(t, "cam-b")
+	_, otherKey := w.Slot(t, "cam-b")
 	allow := []string{"192.0.2.0/24"}
 	fenced, fencedKey := w.Slot(t, "cam-fenced", slots.Input{PublishIPAllow: &allow})
 	offer := ingesttest.WHIPOffer(t, webrtc.MimeTypeH264, webrtc.MimeTypeOpus)
@@ -168,7 +169,6 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
-	_ = other
 
 	t.Run("plain http from the network", func(t *testing.T) {
 		req := httptest.NewRequest("POST", PathPrefix+string(id), strings.NewReader(offer))
@@ -340,8 +340,10 @@ func TestPublicAddressAndICEServers(t *testing.T) {
 	if status != 201 {
 		t.Fatalf("POST = %d %q", status, answer)
 	}
-	port := e.srv.UDPAddr().(interface{ String() string }).String()
-	port = port[strings.LastIndex(port, ":")+1:]
+	_, port, err := net.SplitHostPort(e.srv.UDPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(answer, "203.0.113.7 "+port+" typ host") || strings.Contains(answer, "127.0.0.1") {
 		t.Errorf("answer candidates:\n%s", answer)
 	}

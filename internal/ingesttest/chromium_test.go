@@ -14,7 +14,6 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/chromedp/chromedp"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
@@ -50,29 +49,15 @@ type miniWHIP struct {
 const busyText = "the slot is busy: another publisher is live"
 
 func newMiniWHIP(t testing.TB, keys map[string]string) *miniWHIP {
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
 	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := webrtc.NewICEUDPMux(nil, uc) // every session on one loopback port
-	se := webrtc.SettingEngine{}
-	se.SetICEUDPMux(mux)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	// Short consent timeouts, so that a killed browser shows quickly.
-	se.SetICETimeouts(2*time.Second, 4*time.Second, 500*time.Millisecond)
-	w := &miniWHIP{
-		t: t, keys: keys, sessions: map[string]*webrtc.PeerConnection{},
-		api: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),
-	}
+	api, mux := loopbackAPI(t, defaultCodecs(t), uc, func(se *webrtc.SettingEngine) {
+		// Short consent timeouts, so that a killed browser shows quickly.
+		se.SetICETimeouts(2*time.Second, 4*time.Second, 500*time.Millisecond)
+	})
+	w := &miniWHIP{t: t, keys: keys, sessions: map[string]*webrtc.PeerConnection{}, api: api}
 	t.Cleanup(func() {
 		w.mu.Lock()
 		w.closed = true

@@ -445,3 +445,45 @@ func Metric(t testing.TB, g prometheus.Gatherer, name string, labels map[string]
 	}
 	return 0, false
 }
+
+// Edge is what a protocol server under test is built from: one edge's
+// admission and segmenter on the world, its logs and its metrics registry.
+type Edge struct {
+	Coord     Coord
+	Admission *admit.Admission
+	Segmenter *segment.Segmenter
+	Logs      *LogSink
+	Logger    *slog.Logger
+	Metrics   *prometheus.Registry
+}
+
+// Edge builds the parts of edge edgeID on coordination co.
+func (w *World) Edge(t testing.TB, edgeID string, co Coord) Edge {
+	t.Helper()
+	logs := &LogSink{T: t}
+	logger := logs.Logger(edgeID)
+	return Edge{Coord: co, Admission: w.Admission(t, edgeID, co, logger), Segmenter: w.Segmenter(t, logger),
+		Logs: logs, Logger: logger, Metrics: prometheus.NewRegistry()}
+}
+
+// Server is a protocol server's life cycle.
+type Server interface {
+	Start() error
+	Close(ctx context.Context) error
+}
+
+// Serve starts srv and, at t's cleanup, closes it gracefully (30 s),
+// failing t if the close fails.
+func Serve(t testing.TB, srv Server) {
+	t.Helper()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+}

@@ -695,28 +695,41 @@ func WHIPOffer(t testing.TB, videoMime, audioMime string) string {
 // so that Vanish can silence it. Closing the mux closes the socket.
 func newWHIPPeer(t testing.TB, me *webrtc.MediaEngine) (*webrtc.PeerConnection, *vanishConn, ice.UDPMux) {
 	t.Helper()
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
 	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	conn := &vanishConn{PacketConn: uc}
-	mux := webrtc.NewICEUDPMux(nil, conn)
-	var se webrtc.SettingEngine
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetICEUDPMux(mux)
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	api, mux := loopbackAPI(t, me, conn, nil)
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		_ = mux.Close()
 		t.Fatal(err)
 	}
 	return pc, conn, mux
+}
+
+// loopbackAPI is a pion API for peers on 127.0.0.1 (the test publisher
+// and the test WHIP servers): me's codecs with the default interceptors
+// (NACK, RTCP reports, TWCC), UDP over IPv4 only, no mDNS names, and every
+// PeerConnection on conn through one ICE UDP mux (closing the mux closes
+// conn). configure, if set, adjusts the settings further.
+func loopbackAPI(t testing.TB, me *webrtc.MediaEngine, conn net.PacketConn, configure func(*webrtc.SettingEngine)) (*webrtc.API, ice.UDPMux) {
+	t.Helper()
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		t.Fatal(err)
+	}
+	mux := webrtc.NewICEUDPMux(nil, conn)
+	var se webrtc.SettingEngine
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetICEUDPMux(mux)
+	if configure != nil {
+		configure(&se)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), mux
 }
 
 // gatheredOffer creates the offer and waits for ICE gathering, so that the

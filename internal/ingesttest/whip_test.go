@@ -18,7 +18,6 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
@@ -149,7 +148,9 @@ func TestWHIPPublishIgnorePLI(t *testing.T) {
 	p := WHIPPublish(t, srv.url, "secret", WHIPOptions{IgnorePLI: true, NoAudio: true, Width: 320, Height: 180, FPS: 25})
 	s := srv.session(t)
 	WaitFor(t, "3 PLIs counted", 10*time.Second, func() bool { return p.PLIs() == 3 })
-	time.Sleep(300 * time.Millisecond)
+	// Long enough for an answer to the last PLI (a switch takes one frame).
+	sent := p.Frames()
+	WaitFor(t, "5 frames after the last PLI", 5*time.Second, func() bool { return p.Frames() >= sent+5 })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	idrs := 0
@@ -178,7 +179,7 @@ func TestWHIPPublishVanish(t *testing.T) {
 	srv := newWHIPServer(t, time.Second, 0)
 	p := WHIPPublish(t, srv.url, "secret", WHIPOptions{})
 	srv.session(t)
-	time.Sleep(500 * time.Millisecond)
+	WaitFor(t, "media at the server", 10*time.Second, func() bool { return srv.conn.packets.Load() >= 20 })
 	p.Vanish()
 	time.Sleep(100 * time.Millisecond) // packets in flight
 	before := srv.conn.packets.Load()
@@ -264,26 +265,13 @@ func (c *countingConn) ReadFrom(b []byte) (int, net.Addr, error) {
 }
 
 func newWHIPServer(t *testing.T, pliEvery time.Duration, maxPLIs int) *whipServer {
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
 	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &whipServer{t: t, conn: &countingConn{PacketConn: uc}, pliEvery: pliEvery, max: maxPLIs}
-	mux := webrtc.NewICEUDPMux(nil, srv.conn)
-	var se webrtc.SettingEngine
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetICEUDPMux(mux)
-	srv.api = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	var mux ice.UDPMux
+	srv.api, mux = loopbackAPI(t, defaultCodecs(t), srv.conn, nil)
 
 	h := http.NewServeMux()
 	h.HandleFunc("POST /whip", srv.post)
@@ -386,6 +374,16 @@ func (srv *whipServer) post(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Server", "test")
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, pc.LocalDescription().SDP)
+}
+
+// defaultCodecs is pion's default codec set: a test server takes whatever
+// its client offers.
+func defaultCodecs(t testing.TB) *webrtc.MediaEngine {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	return me
 }
 
 // sendPLIs asks for a keyframe every pliEvery, as a segmenter does at its
