@@ -93,9 +93,9 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 	_ = lv.UnmarshalText([]byte(level))
 	opts := &slog.HandlerOptions{Level: lv}
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(capHandler{slog.NewTextHandler(w, opts)})
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(capHandler{slog.NewJSONHandler(w, opts)})
 }
 
 // VersionCmd prints the version.

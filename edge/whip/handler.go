@@ -315,8 +315,31 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, e *requestError)
 	if e.status >= 500 {
 		level = slog.LevelWarn
 	}
-	s.log.Log(r.Context(), level, "WHIP request refused", "method", r.Method, "path", r.URL.Path,
+	s.log.Log(r.Context(), level, "WHIP request refused", "method", r.Method, pathAttr(r.URL.Path),
 		"remote", r.RemoteAddr, "status", e.status, "reason", e.msg)
+}
+
+// pathAttr is the request path for the log when it has the shape of a WHIP
+// resource (a slot id, and a session id of ours: neither can be a stream
+// key, whose alphabet has upper case), else only its fingerprint: a
+// publisher that put its key in the URL must not find it in the log.
+func pathAttr(p string) slog.Attr {
+	rest, ok := strings.CutPrefix(p, PathPrefix)
+	slotText, sessionID, isSession := strings.Cut(rest, "/")
+	_, err := keys.ParseSlotID(slotText)
+	if ok && err == nil && (!isSession || isSessionID(sessionID)) {
+		return slog.String("path", p)
+	}
+	return slog.String("path_fp", secret.Fingerprint(p))
+}
+
+// isSessionID reports whether s has the form newID gives.
+func isSessionID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil && strings.ToLower(s) == s
 }
 
 // refuseAdmission maps an admission refusal to HTTP (admit.Reason

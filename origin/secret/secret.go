@@ -6,7 +6,9 @@
 package secret
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 )
@@ -51,3 +53,22 @@ func (s *String) UnmarshalText(b []byte) error {
 	*s = String(b)
 	return nil
 }
+
+// Fingerprint is a short, stable stand-in for a value that may hold a
+// secret (a stream key, or a client string that may carry one: an RTMP
+// tcUrl, an SRT stream id, a push path), for the log: the same value always
+// gives the same fingerprint, so an operator can match lines, but the value
+// cannot be read back from it. It is the first 8 bytes of a SHA-256 over a
+// domain-separated input, in hex ("k:" + 16 hex digits); it is deliberately
+// not the stream-key index hash (keys.SlotKeyIndex), so a log line never
+// names an index object. The empty string gives "".
+func Fingerprint(v string) string {
+	if v == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("liveingest/log-fingerprint\x00" + v))
+	return "k:" + hex.EncodeToString(sum[:8])
+}
+
+// Fingerprint of the secret (see the package function).
+func (s String) Fingerprint() string { return Fingerprint(string(s)) }

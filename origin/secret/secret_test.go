@@ -46,3 +46,16 @@ func TestEqual(t *testing.T) {
 		t.Fatal("UnmarshalText")
 	}
 }
+
+func TestFingerprint(t *testing.T) {
+	a, b := Fingerprint("key-one"), Fingerprint("key-two")
+	if a == b || a != Fingerprint("key-one") {
+		t.Fatalf("fingerprints not stable and distinct: %q %q", a, b)
+	}
+	if len(a) != 18 || a[:2] != "k:" || strings.Contains(a, "key-one") {
+		t.Fatalf("fingerprint %q: want k: and 16 hex digits", a)
+	}
+	if Fingerprint("") != "" || String("key-one").Fingerprint() != a {
+		t.Fatal("empty or method form differs")
+	}
+}
