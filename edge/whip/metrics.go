@@ -11,6 +11,7 @@ type metrics struct {
 	sessions         prometheus.Gauge
 	ends             *prometheus.CounterVec // by reason
 	keyframeRequests prometheus.Counter
+	panics           prometheus.Counter // readers that panicked (each ended its session)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -31,9 +32,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "liveingest_whip_keyframe_requests_total",
 			Help: "RTCP PLI keyframe requests sent to WHIP publishers.",
 		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "liveingest_whip_panics_total",
+			Help: "WHIP media readers that panicked; each ended its own session only.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.sessions, m.ends, m.keyframeRequests} {
+		for _, c := range []prometheus.Collector{m.requests, m.sessions, m.ends, m.keyframeRequests, m.panics} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

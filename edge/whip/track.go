@@ -1,7 +1,9 @@
 package whip
 
 import (
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -62,6 +64,7 @@ func (ss *session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	// sender's reports must still be read for them to be processed.
 	go func() {
 		defer ss.readers.Done()
+		defer ss.recoverReader()
 		for {
 			if _, _, err := recv.ReadRTCP(); err != nil {
 				return
@@ -70,6 +73,7 @@ func (ss *session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	}()
 	go func() {
 		defer ss.readers.Done()
+		defer ss.recoverReader()
 		switch {
 		case v != nil:
 			v.read()
@@ -85,6 +89,21 @@ func (ss *session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 			}
 		}
 	}()
+}
+
+// recoverReader turns a panic in a reader (depacketising what a publisher
+// sent) into the end of that session only: logged once with the stack,
+// the session torn down as usual, the server and its other sessions going
+// on. It must be deferred by the reader goroutine itself.
+func (ss *session) recoverReader() {
+	v := recover()
+	if v == nil {
+		return
+	}
+	ss.s.metrics.panics.Inc()
+	ss.log.Error("whip reader panicked; ending the session", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	// run closes the PeerConnection, which ends the session's other reader.
+	ss.stop(closeReason{msg: "internal error", label: "internal", level: slog.LevelError})
 }
 
 func (ss *session) segmentDuration() time.Duration {
