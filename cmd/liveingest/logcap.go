@@ -13,6 +13,19 @@ import (
 // could make the log cost more than its own bytes.
 const maxAttrLen = 1024
 
+// maxStackLen caps a "stack" attribute instead: a recovered panic's stack
+// is the server's own text (the packages cap it at 8 KiB), and cut at 1 KiB
+// it would not reach the frame that panicked.
+const maxStackLen = 16 << 10
+
+// limitFor is the cap for the attribute with key k.
+func limitFor(k string) int {
+	if k == "stack" {
+		return maxStackLen
+	}
+	return maxAttrLen
+}
+
 // capHandler truncates every string attribute (and anything that prints as
 // one: errors, Stringers, values of any kind) to maxAttrLen bytes, marking
 // the cut with the original length. It wraps the role's JSON or text
@@ -22,7 +35,7 @@ type capHandler struct{ next slog.Handler }
 func (h capHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
 
 func (h capHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, capString(r.Message), r.PC)
+	out := slog.NewRecord(r.Time, r.Level, capString(r.Message, maxAttrLen), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(capAttr(a))
 		return true
@@ -41,11 +54,11 @@ func (h capHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (h capHandler) WithGroup(name string) slog.Handler { return capHandler{h.next.WithGroup(name)} }
 
 func capAttr(a slog.Attr) slog.Attr {
-	v := a.Value.Resolve()
+	v, limit := a.Value.Resolve(), limitFor(a.Key)
 	switch v.Kind() {
 	case slog.KindString:
-		if s := v.String(); len(s) > maxAttrLen {
-			return slog.String(a.Key, capString(s))
+		if s := v.String(); len(s) > limit {
+			return slog.String(a.Key, capString(s, limit))
 		}
 		return slog.Attr{Key: a.Key, Value: v}
 	case slog.KindGroup:
@@ -64,21 +77,21 @@ func capAttr(a slog.Attr) slog.Attr {
 		} else {
 			s = fmt.Sprint(v.Any())
 		}
-		if len(s) > maxAttrLen {
-			return slog.String(a.Key, capString(s))
+		if len(s) > limit {
+			return slog.String(a.Key, capString(s, limit))
 		}
 		return slog.Attr{Key: a.Key, Value: v}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
 }
 
-// capString cuts s to maxAttrLen bytes on a rune boundary and says how long
-// it was.
-func capString(s string) string {
-	if len(s) <= maxAttrLen {
+// capString cuts s to limit bytes on a rune boundary and says how long it
+// was.
+func capString(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
-	cut := maxAttrLen
+	cut := limit
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}

@@ -21,7 +21,14 @@ func TestLogAttributesCapped(t *testing.T) {
 	if !strings.Contains(line, `"short":"kept"`) || !strings.Contains(line, "[716800 bytes]") {
 		t.Fatalf("line lost the short attribute or the cut marker: %.300s", line)
 	}
-	if got := capString(strings.Repeat("é", maxAttrLen)); !strings.HasPrefix(got, strings.Repeat("é", maxAttrLen/2)+"…") {
+	if got := capString(strings.Repeat("é", maxAttrLen), maxAttrLen); !strings.HasPrefix(got, strings.Repeat("é", maxAttrLen/2)+"…") {
 		t.Fatalf("cut not on a rune boundary: %.40q", got[maxAttrLen-4:])
+	}
+
+	// A stack is the server's own text: kept up to maxStackLen.
+	buf.Reset()
+	log.Error("connection panicked", "stack", strings.Repeat("s", 8<<10))
+	if !strings.Contains(buf.String(), strings.Repeat("s", 8<<10)) {
+		t.Fatal("an 8 KiB stack was cut")
 	}
 }

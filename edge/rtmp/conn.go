@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -67,7 +68,9 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	sc *gortmplib.ServerConn
+	g     *guard // what gortmplib reads: the client's bytes, checked
+	sc    *gortmplib.ServerConn
+	keyFP string // the stream key's fingerprint once known, for the log
 
 	dmu         sync.Mutex
 	interrupted bool // no read may wait any longer (session ended, server closing)
@@ -119,7 +122,8 @@ func (c *conn) deadlines(read time.Duration) {
 type closeReason struct {
 	msg   string
 	rej   *admit.Rejection // the reason sent to the publisher, if any
-	err   error            // the cause, for the log
+	cause string           // the cause, for the log: never client text (safeErr)
+	stack string           // a recovered panic's stack
 	level slog.Level
 }
 
@@ -141,23 +145,43 @@ func (c *conn) run() {
 		}
 	}()
 
-	r := c.runInner()
+	r := c.serve()
 	attrs := []any{"reason", r.msg, "duration", time.Since(c.started).Round(time.Millisecond)}
-	if c.sc != nil {
-		attrs = append(attrs, "bytes_in", c.sc.BytesReceived())
+	if c.g != nil {
+		attrs = append(attrs, "bytes_in", c.g.total)
+	}
+	if c.keyFP != "" {
+		attrs = append(attrs, "key_fp", c.keyFP)
 	}
 	if r.rej != nil {
 		attrs = append(attrs, "end", string(r.rej.Reason))
 	}
-	if r.err != nil {
-		attrs = append(attrs, "err", r.err.Error())
+	if r.cause != "" {
+		attrs = append(attrs, "err", r.cause)
+	}
+	if r.stack != "" {
+		attrs = append(attrs, "stack", r.stack)
 	}
 	c.log.Log(context.Background(), r.level, "rtmp connection closed", attrs...)
 }
 
+// serve is runInner with a panic turned into the connection's end: the
+// deferred steps of runInner (session and pipeline close) have run by
+// then, run closes the connection, and the server goes on.
+func (c *conn) serve() (r closeReason) {
+	defer func() {
+		if p := recover(); p != nil {
+			r = closeReason{msg: "internal error", cause: "panic: " + panicText(p),
+				stack: capStack(debug.Stack()), level: slog.LevelError}
+		}
+	}()
+	return c.runInner()
+}
+
 func (c *conn) runInner() closeReason {
 	c.deadlines(c.s.cfg.ReadTimeout)
-	c.sc = &gortmplib.ServerConn{RW: c.nc}
+	c.g = newGuard(c.nc, limitsOf(c.s.cfg))
+	c.sc = &gortmplib.ServerConn{RW: c.g}
 	if err := c.sc.Initialize(); err != nil {
 		return c.ioEnd("handshake failed", err)
 	}
@@ -170,14 +194,17 @@ func (c *conn) runInner() closeReason {
 		return closeReason{msg: "play refused", level: slog.LevelInfo}
 	}
 	app, key := splitPath(c.sc.URL.Path)
+	c.keyFP = secret.Fingerprint(key)
 	role := c.s.cfg.Role
 	switch app {
 	case "live":
 	case "backup":
 		role = keys.Backup
 	default:
+		// The application is client text and may be the key itself
+		// (rtmp://host/<key>): it is neither echoed nor logged.
 		rej := &admit.Rejection{Reason: admit.ReasonUnauthorized,
-			Message: fmt.Sprintf("unknown application %q; publish to rtmp://<host>/live/<stream_key>", app)}
+			Message: "unknown application; publish to rtmp://<host>/live/<stream_key>"}
 		return c.reject(rej)
 	}
 
@@ -189,6 +216,8 @@ func (c *conn) runInner() closeReason {
 	if err != nil {
 		return c.reject(admit.AsRejection(err))
 	}
+	// Admitted: from here the guard's per-message limits apply.
+	c.g.admitted()
 	// The session is ours until the pipeline takes it; Close is idempotent.
 	defer func() { _ = sess.Close(context.WithoutCancel(c.ctx)) }()
 	c.log = c.log.With("slot", string(sess.Slot().ID), "role", string(role), "session", sess.ID())
@@ -213,6 +242,9 @@ func (c *conn) runInner() closeReason {
 	if err != nil {
 		return c.reject(admit.AsRejection(err))
 	}
+	// publish closes the pipeline; this is for a panic on the way (Close is
+	// idempotent).
+	defer func() { _ = pipe.CloseWithin(context.WithoutCancel(c.ctx), c.s.cfg.CloseTimeout) }()
 	return c.publish(rd, pipe, tracks)
 }
 
@@ -260,12 +292,15 @@ func (c *conn) publish(rd *gortmplib.Reader, pipe *ingest.Pipeline, tracks []med
 	switch {
 	case r.rej != nil:
 		c.sendStatus(StatusCode(r.rej.Reason), describe(r.rej))
+	case c.g.violation() != nil: // a limit: the guard's text is ours
+		c.sendStatus(codeFailed, strings.TrimPrefix(safeErr(c.g.violation()), "rtmp: "))
 	case c.closing():
 		c.sendStatus(codeClosed, "edge shutting down; reconnect")
 	}
 	// Flush the segment in flight before the lease is released (R-OPS-3).
 	if err := pipe.CloseWithin(c.ctx, c.s.cfg.CloseTimeout); err != nil {
-		r.err = errors.Join(r.err, err)
+		// The pipeline's own error (segments, store): no client text.
+		r.cause = strings.TrimPrefix(r.cause+"; "+err.Error(), "; ")
 		r.level = slog.LevelWarn
 	}
 	st := pipe.Stats()
@@ -275,17 +310,22 @@ func (c *conn) publish(rd *gortmplib.Reader, pipe *ingest.Pipeline, tracks []med
 
 func (c *conn) closing() bool { return c.s.conns.Closing() }
 
-// ioEnd classifies a read or handshake error.
+// ioEnd classifies a read or handshake error. A refusal by the guard is
+// reported as the guard's error whatever gortmplib made of it; any other
+// library error is logged in its safe form only.
 func (c *conn) ioEnd(step string, err error) closeReason {
+	if v := c.g.violation(); v != nil && !c.closing() {
+		return closeReason{msg: step + ": refused", cause: safeErr(v), level: slog.LevelWarn}
+	}
 	switch {
 	case c.closing():
 		return closeReason{msg: "server shutting down", level: slog.LevelInfo}
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrUnexpectedEOF):
 		return closeReason{msg: step, level: slog.LevelInfo}
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return closeReason{msg: step + ": read timeout", err: err, level: slog.LevelWarn}
+		return closeReason{msg: step + ": read timeout", cause: safeErr(err), level: slog.LevelWarn}
 	}
-	return closeReason{msg: step, err: err, level: slog.LevelWarn}
+	return closeReason{msg: step, cause: safeErr(err), level: slog.LevelWarn}
 }
 
 // reject sends rej to the publisher and lets it read it before the close.
@@ -316,7 +356,7 @@ func (c *conn) sendStatus(code, desc string) {
 		}},
 	})
 	if err != nil {
-		c.log.Debug("status not delivered", "code", code, "err", err)
+		c.log.Debug("status not delivered", "code", code, "err", safeErr(err))
 	}
 }
 

@@ -138,7 +138,12 @@ func TestRejections(t *testing.T) {
 		if err == nil {
 			t.Fatal("ffmpeg succeeded on an unknown application")
 		}
-		ingesttest.MustContain(t, "ffmpeg stderr", stderr, `unknown application "other"`)
+		ingesttest.MustContain(t, "ffmpeg stderr", stderr, "Server error: unauthorized: unknown application; publish to")
+		for _, l := range strings.Split(stderr, "\n") {
+			if strings.Contains(l, "Server error:") && strings.Contains(l, "other") {
+				t.Errorf("the rejection echoes the application: %s", l)
+			}
+		}
 	})
 }
 

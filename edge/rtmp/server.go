@@ -20,6 +20,40 @@
 //	bad-codec, bitrate-exceeded, gop-too-long,
 //	internal                                      NetStream.Publish.Failed
 //	server shutting down                          NetConnection.Connect.Closed
+//
+// # Hardening
+//
+// An edge faces the internet, and gortmplib trusts its input: it formats a
+// bad connect command with %+v (an AMF object nested 600,000 levels deep
+// overflowed the stack, a fatal error no recover catches), allocates a
+// chunk's body as soon as its header announces it (SetChunkSize 10 MiB and
+// one 29-byte header made it hold 10 MiB until the read deadline), and its
+// error text carries the tcUrl and stream name. So every byte from the
+// client first passes a guard (guard.go) that parses the stream exactly as
+// gortmplib does and cuts it before the byte that breaks a limit, and
+// gortmplib never sees that byte:
+//
+//   - before admission (handshake, connect, publish, until Admit succeeds):
+//     the messages in progress may together announce at most
+//     Config.PreAdmitBudget bytes (256 KiB), and at most the handshake (3073
+//     bytes) plus PreAdmitBudget bytes may be read in all; the guard reads
+//     no further than gortmplib asks;
+//   - after admission: one message at most Config.MaxMessageSize (8 MiB,
+//     below gortmplib's 10 MiB), and those in progress together at most
+//     twice that;
+//   - always: an AMF command or data message (types 20, 18, 17, 15) at most
+//     Config.MaxAMFMessageSize (64 KiB), its objects and arrays nested at
+//     most Config.MaxAMFDepth (32) deep, checked by an iterative walker
+//     before the message's last byte reaches gortmplib; chunk sizes of 128
+//     to 10 MiB; RTMPE (C0 version 6) is refused, since its RC4 stream
+//     cannot be checked: encrypt with RTMPS.
+//
+// Each connection's goroutine (and the accept loop) recovers a panic: it is
+// logged once with its stack, the connection is closed, the server goes on.
+// No client string is logged or sent back raw: library errors are logged
+// as their leading fixed text only (safeErr), never the formatted command,
+// tcUrl or stream name; where a key helps an operator, its fingerprint
+// (key_fp, secret.Fingerprint) is logged instead.
 package rtmp
 
 import (
@@ -70,6 +104,29 @@ type Config struct {
 	// ends on its own (the server's Close uses its ctx instead).
 	// Default: 30s.
 	CloseTimeout time.Duration
+
+	// PreAdmitBudget bounds what a connection may make the server hold
+	// before it is admitted: the lengths announced by its messages in
+	// progress, summed over its chunk streams (gortmplib allocates a chunk
+	// as soon as its header is read). The bytes read before admission are
+	// bounded too, by the handshake (3073 bytes) plus PreAdmitBudget;
+	// encoders send about 2 KB. At least 4096. Default: 256 KiB.
+	PreAdmitBudget int
+
+	// MaxMessageSize bounds the length one message may announce (a video
+	// frame); the messages in progress may announce twice that together.
+	// At most 10 MiB (gortmplib's own limit). Default: 8 MiB.
+	MaxMessageSize int
+
+	// MaxAMFMessageSize bounds an AMF command or data message (types 20,
+	// 18, 17, 15: connect, publish, onMetaData), at all times. At least
+	// 1024, at most MaxMessageSize. Default: 64 KiB.
+	MaxAMFMessageSize int
+
+	// MaxAMFDepth bounds how deep objects and arrays may nest in an AMF
+	// message (a connect object is 1, its fourCcList 2). 1 to 1000.
+	// Default: 32.
+	MaxAMFDepth int
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -85,6 +142,18 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 30 * time.Second
+	}
+	if c.PreAdmitBudget == 0 {
+		c.PreAdmitBudget = 256 << 10
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = 8 << 20
+	}
+	if c.MaxAMFMessageSize == 0 {
+		c.MaxAMFMessageSize = 64 << 10
+	}
+	if c.MaxAMFDepth == 0 {
+		c.MaxAMFDepth = 32
 	}
 	return c
 }
@@ -102,6 +171,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("rtmp: Config.WriteTimeout %v must be positive", c.WriteTimeout)
 	case c.CloseTimeout <= 0:
 		return fmt.Errorf("rtmp: Config.CloseTimeout %v must be positive", c.CloseTimeout)
+	case c.PreAdmitBudget < 4096:
+		return fmt.Errorf("rtmp: Config.PreAdmitBudget %d must be at least 4096", c.PreAdmitBudget)
+	case c.MaxMessageSize <= 0 || c.MaxMessageSize > gortmplibMax:
+		return fmt.Errorf("rtmp: Config.MaxMessageSize %d must be in 1..%d (gortmplib's limit)", c.MaxMessageSize, gortmplibMax)
+	case c.MaxAMFMessageSize < 1024 || c.MaxAMFMessageSize > c.MaxMessageSize:
+		return fmt.Errorf("rtmp: Config.MaxAMFMessageSize %d must be in 1024..Config.MaxMessageSize (%d)", c.MaxAMFMessageSize, c.MaxMessageSize)
+	case c.MaxAMFDepth < 1 || c.MaxAMFDepth > 1000:
+		return fmt.Errorf("rtmp: Config.MaxAMFDepth %d must be in 1..1000", c.MaxAMFDepth)
 	}
 	if _, err := keys.ParseRole(string(c.Role)); err != nil {
 		return fmt.Errorf("rtmp: Config.Role: %w", err)
