@@ -53,6 +53,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateName$$' -fuzztime $(FUZZTIME) ./origin/slots
 	$(GO) test -run '^$$' -fuzz '^FuzzPushPath$$' -fuzztime $(FUZZTIME) ./edge/push
 	$(GO) test -run '^$$' -fuzz '^FuzzParseStreamID$$' -fuzztime $(FUZZTIME) ./edge/srt
+	$(GO) test -run '^$$' -fuzz '^FuzzHandshake$$' -fuzztime $(FUZZTIME) ./edge/srt
+	$(GO) test -run '^$$' -fuzz '^FuzzServerConn$$' -fuzztime $(FUZZTIME) ./edge/rtmp
+	$(GO) test -run '^$$' -fuzz '^FuzzGuardMirror$$' -fuzztime $(FUZZTIME) ./edge/rtmp
 	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./edge/tsdemux
 	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./edge/whip
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/liveingest/liveingest/edge/tsdemux"
 	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/keys"
+	"github.com/liveingest/liveingest/origin/secret"
 	"github.com/liveingest/liveingest/origin/slots"
 )
 
@@ -45,6 +47,12 @@ const (
 	codeBadMode = 1405 // REJX_BAD_MODE: the stream id asks to play
 )
 
+// Bounds of what a client's stream can put in a log line.
+const (
+	maxErrText      = 512 // an error's text (a demuxer's, the library's)
+	maxTracksLogged = 8   // ignored MPEG-TS tracks named
+)
+
 // conn is one SRT caller, from its connection request to close.
 type conn struct {
 	s       *Server
@@ -56,6 +64,10 @@ type conn struct {
 	// ctx is cancelled by abort: the server's Close ran out of time.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// answered is set once the request was rejected or accepted (by the
+	// connection's goroutine, which alone reads it).
+	answered bool
 
 	sc gosrt.Conn // set once accepted
 	wd *watchdog  // reads of sc
@@ -89,7 +101,7 @@ func (c *conn) Abort() {
 	wd := c.wd
 	c.statsMu.Unlock()
 	if wd != nil {
-		wd.stop(errClosing)
+		safely(func() { wd.stop(errClosing) })
 	}
 }
 
@@ -103,11 +115,60 @@ type closeReason struct {
 	level slog.Level
 }
 
-// run serves the connection and logs why it ended, once.
+// run serves the connection and logs why it ended, once. A panic in any
+// of the connection's goroutines ends this connection only (see panicked).
 func (c *conn) run() {
 	defer c.s.conns.Done(c)
 	defer c.cancel()
-	r := c.runInner()
+	defer c.recoverPanic("close") // the close line reads the library's statistics
+	c.logClose(c.serve())
+}
+
+// serve is runInner with a panic turned into the connection's end: a
+// request not answered yet is rejected with REJX_ISE, an accepted
+// connection is closed. runInner's deferred steps (the session's close,
+// which releases the lease) have run by then.
+func (c *conn) serve() (r closeReason) {
+	defer func() {
+		if v := recover(); v != nil {
+			r = c.panicked("connection", v)
+			if !c.answered {
+				code := admit.ReasonInternal.SRTCode()
+				safely(func() { c.req.Reject(accessControl(code)) })
+				c.answered = true
+				r.code = code
+			}
+		}
+	}()
+	return c.runInner()
+}
+
+// recoverPanic is deferred by every goroutine of the connection but the
+// one serve guards: a panic ends the connection, not the server.
+func (c *conn) recoverPanic(where string) {
+	if v := recover(); v != nil {
+		c.panicked(where, v)
+	}
+}
+
+// panicked counts and logs (rate-limited, with the stack) a panic
+// recovered in the connection's goroutine where, closes the connection if
+// it was accepted, and returns the reason it ended. It is called from the
+// recovering deferred function.
+func (c *conn) panicked(where string, v any) closeReason {
+	c.s.metrics.connPanics.Inc()
+	logPanic(&c.s.connPanicLog, c.log.With("in", where), "SRT connection panicked; ending it, the server goes on", v)
+	c.statsMu.Lock()
+	wd := c.wd
+	c.statsMu.Unlock()
+	if wd != nil {
+		safely(func() { wd.stop(errInternal) })
+	}
+	return closeReason{msg: "internal error", err: errInternal, level: slog.LevelError}
+}
+
+// logClose logs the line that says why the connection ended.
+func (c *conn) logClose(r closeReason) {
 	attrs := []any{"reason", r.msg, "duration", time.Since(c.started).Round(time.Millisecond)}
 	if r.rej != nil {
 		attrs = append(attrs, "end", string(r.rej.Reason), "message", r.rej.Message)
@@ -127,22 +188,34 @@ func (c *conn) run() {
 		c.s.metrics.discontinuities.Add(float64(ds.Discontinuities))
 	}
 	if r.err != nil {
-		attrs = append(attrs, "err", r.err.Error())
+		attrs = append(attrs, "err", capText(r.err.Error(), maxErrText))
 	}
 	c.log.Log(context.Background(), r.level, "srt connection closed", attrs...)
 }
 
+// reject answers the request with a refusal.
+func (c *conn) reject(r gosrt.RejectionReason) {
+	c.req.Reject(r)
+	c.answered = true
+}
+
 func (c *conn) runInner() closeReason {
-	id, err := ParseStreamID(c.req.StreamId())
+	raw := c.req.StreamId()
+	id, err := ParseStreamID(raw)
 	if err != nil {
+		// The id may hold a key anywhere: only its fingerprint is logged
+		// (and the error, which quotes nothing of it).
+		c.log = c.log.With("streamid_fp", secret.Fingerprint(raw))
 		code := admit.SRTBadRequest
 		if errors.Is(err, ErrPlayMode) {
 			code = codeBadMode
 		}
-		c.req.Reject(accessControl(code))
+		c.reject(accessControl(code))
 		c.s.metrics.handshakes.WithLabelValues("bad-streamid").Inc()
 		return closeReason{msg: "stream id refused", code: code, err: err, level: slog.LevelInfo}
 	}
+	key := id.Key.Reveal()
+	c.log = c.log.With("key_fp", id.Key.Fingerprint())
 	role := c.s.cfg.Role
 	if id.Role == keys.Backup {
 		role = keys.Backup
@@ -181,25 +254,42 @@ func (c *conn) runInner() closeReason {
 		if rej.Reason == admit.ReasonUnauthorized && secretRej != 0 {
 			wire, code = secretRej, int(secretRej)-1000
 		}
-		c.req.Reject(wire)
+		c.reject(wire)
 		c.s.metrics.handshakes.WithLabelValues("rejected").Inc()
 		return closeReason{msg: "publish rejected", rej: rej, code: code, level: slog.LevelInfo}
 	}
 	// The session is ours until the pipeline takes it; Close is idempotent.
-	defer func() { _ = sess.Close(context.WithoutCancel(c.ctx)) }()
+	// A panic unwinding through here ends it as internal first, so that the
+	// slot's live status says why.
+	returned := false
+	defer func() {
+		if !returned {
+			sess.End(admit.ReasonInternal, "internal error")
+		}
+		_ = sess.Close(context.WithoutCancel(c.ctx))
+	}()
 	c.log = c.log.With("slot", string(sess.Slot().ID), "role", string(role), "session", sess.ID())
-	if id.User != "" {
+	// The user name is the caller's (bounded and printable already); one
+	// that carries the key is not logged.
+	if id.User != "" && !strings.Contains(id.User, key) {
 		c.log = c.log.With("srt_user", id.User)
 	}
+	r := c.admitted(sess, role)
+	returned = true
+	return r
+}
 
+// admitted serves an admitted caller: the accept, discovery, the pipeline.
+func (c *conn) admitted(sess *admit.Session, role keys.Role) closeReason {
 	sc, err := c.req.Accept()
+	c.answered = true
 	if err != nil {
 		return closeReason{msg: "accept failed", err: err, level: slog.LevelWarn}
 	}
 	c.s.metrics.handshakes.WithLabelValues("accepted").Inc()
 	c.statsMu.Lock()
 	c.sc = sc
-	c.wd = newWatchdog(sc, c.s.cfg.ReadTimeout) // Abort reads it from another goroutine
+	c.wd = newWatchdog(sc, c.s.cfg.ReadTimeout, func(v any) { c.panicked("watchdog", v) }) // Abort reads it from another goroutine
 	c.statsMu.Unlock()
 	defer c.wd.stop(nil)
 	if c.closing() { // Close ran before the connection existed
@@ -208,6 +298,7 @@ func (c *conn) runInner() closeReason {
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
+		defer c.recoverPanic("watch")
 		select {
 		case <-c.s.conns.Closed():
 			c.wd.stop(errClosing)
@@ -223,7 +314,7 @@ func (c *conn) runInner() closeReason {
 		// Room for a long first GOP at a contribution bitrate (6 s at
 		// 40 Mb/s); what is held meanwhile is audio, not these bytes.
 		MaxDiscovery:  32 << 20,
-		OnDecodeError: func(err error) { c.log.Debug("MPEG-TS decode error", "err", err) },
+		OnDecodeError: func(err error) { c.log.Debug("MPEG-TS decode error", "err", capText(err.Error(), maxErrText)) },
 	})
 	c.wd.deadline(0)
 	if err != nil {
@@ -231,6 +322,9 @@ func (c *conn) runInner() closeReason {
 	}
 	c.dm = dm
 	if ig := dm.Ignored(); len(ig) > 0 {
+		if len(ig) > maxTracksLogged { // a PMT may list many
+			ig = append(ig[:maxTracksLogged:maxTracksLogged], "…")
+		}
 		c.log.Info("ignoring extra MPEG-TS tracks", "tracks", ig)
 	}
 	tracks := dm.Tracks()
@@ -329,8 +423,16 @@ func isReadEnd(err error) bool {
 }
 
 // linkStats reads the connection's SRT statistics (safe from any
-// goroutine; the heartbeat calls it).
-func (c *conn) linkStats() coord.LinkStats {
+// goroutine; the heartbeat and the metrics scrape call it). A panic in the
+// library gives zero statistics, not a dead process.
+func (c *conn) linkStats() (ls coord.LinkStats) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.s.metrics.connPanics.Inc()
+			logPanic(&c.s.connPanicLog, c.log.With("in", "stats"), "reading SRT statistics panicked", v)
+			ls = coord.LinkStats{}
+		}
+	}()
 	c.statsMu.Lock()
 	defer c.statsMu.Unlock()
 	if c.sc == nil {

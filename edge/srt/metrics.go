@@ -4,15 +4,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the SRT server's own: handshakes, publishers, and per
-// publishing connection the link measurements (labelled by slot id and
-// role, so a bad contribution path shows up per stream; the series exist
-// only while the connection publishes).
+// metrics are the SRT server's own: handshakes, publishers, recovered
+// panics, and per publishing connection the link measurements (labelled by
+// slot id and role, so a bad contribution path shows up per stream; the
+// series exist only while the connection publishes).
 type metrics struct {
 	handshakes      *prometheus.CounterVec
 	publishers      prometheus.Gauge
 	decodeErrors    prometheus.Counter
 	discontinuities prometheus.Counter
+	handshakePanics prometheus.Counter
+	connPanics      prometheus.Counter
 	link            *linkCollector
 }
 
@@ -34,10 +36,19 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Name: "liveingest_srt_ts_discontinuities_total",
 			Help: "MPEG-TS timestamp discontinuities (encoder restarts) bridged, of ended SRT connections.",
 		}),
+		handshakePanics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "liveingest_srt_handshake_panics_total",
+			Help: "Handshake packets on which the SRT library panicked (malformed handshakes its parser does not check); each was dropped unanswered and the listener went on accepting.",
+		}),
+		connPanics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "liveingest_srt_connection_panics_total",
+			Help: "Panics recovered in an SRT connection's goroutines (handshake answer, admission, MPEG-TS, watchdog); each ended its own connection only.",
+		}),
 		link: &linkCollector{s: s},
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.handshakes, m.publishers, m.decodeErrors, m.discontinuities, m.link} {
+		for _, c := range []prometheus.Collector{m.handshakes, m.publishers, m.decodeErrors, m.discontinuities,
+			m.handshakePanics, m.connPanics, m.link} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -33,6 +33,70 @@
 // unsupported codec, the bitrate or keyframe interval over the slot's
 // limit, the lease lost — end the connection and are visible in the log,
 // the metrics and the slot's live status.
+//
+// # Hostile datagrams
+//
+// gosrt owns the UDP socket and the goroutine that reads it, and it parses
+// the handshake of a caller not connected yet inside Listener.Accept2, on
+// the accept loop's goroutine. Its parser trusts lengths: gosrt v0.11.0's
+// CIFHandshake.Unmarshal indexes past the end of a conclusion handshake
+// whose extension area ends in 1–3 stray bytes (packet.go:605), and since it
+// parses before it checks the SYN cookie, one spoofable datagram of 65 bytes
+// killed the process (issue 13; TestConclusionStrayBytePanic).
+//
+// FuzzHandshake found a second one: a conclusion with a valid cookie and an
+// MTU below 76 bytes is answered with a rejection without returning, and a
+// later rejection marshals the packet already sent and returned to the pool
+// (nil payload, packet.go:456). It needs the cookie, so its sender cannot be
+// spoofed. (The same missing return lets an MTU below 44 bytes through with
+// an underflowed payload size: accepting such a caller makes gosrt allocate
+// a 4 GiB write buffer. Only an admitted caller gets that far, and
+// ConnRequest does not show the MTU; it wants a fix in gosrt.)
+//
+// The choice was to validate handshakes before gosrt parses them, or to
+// recover on the goroutine that calls into gosrt and keep accepting. This
+// package recovers (Server.accept): validating first is impossible without
+// owning the socket, which gosrt does not allow (Listen binds its own and
+// reads it on its own goroutine), and a second parser written to predict the
+// first one's bugs would only catch the bugs already known. The recovery is
+// sound for what a panic there skips, read in gosrt's newConnRequest: the
+// CIF is parsed, and every rejection sent, before anything is reserved; the
+// listener lock it later takes without a defer covers only map updates and
+// a random socket-id draw that do not depend on the packet; its sends hold
+// their mutex with a deferred unlock. So nothing stays locked or
+// half-updated: the packet is dropped (unanswered, or answered once by the
+// rejection sent before the panic) and the next one is accepted. Each such
+// panic is counted (liveingest_srt_handshake_panics_total); the first is
+// logged with its stack, later ones at most once a minute with how many
+// were not logged, so a flood does not become one log line per datagram.
+// FuzzHandshake sends arbitrary datagrams to a running Server and checks
+// that it still answers an induction after each.
+//
+// Every goroutine of a connection — the handshake answer and admission, the
+// MPEG-TS reader, the watchdog's timers, the shutdown watcher, the
+// statistics read by the heartbeat and the metrics — recovers a panic the
+// same way (liveingest_srt_connection_panics_total, rate-limited log with
+// the stack): the request is rejected with REJX_ISE (1500) if it was not
+// answered yet, or the connection is closed, the session released, and the
+// server goes on. gosrt's ConnRequest.Reject and Accept run there too and
+// release the listener lock by defer; a panic inside them may leave the
+// request's socket-id reservation in the listener's maps (a leak of one
+// entry; a retry from the same caller socket id is ignored by gosrt).
+//
+// What cannot be recovered from here: a panic in gosrt's own goroutines —
+// the socket reader (which only splits 16-byte headers, length-checked) and
+// each established connection's packet handlers (keep-alive, ACK, NAK,
+// ACKACK, shutdown, key material, data). gosrt hands those only datagrams
+// addressed to an established connection's socket id (a random 32-bit value
+// sent to that caller in the handshake) and coming from that connection's
+// peer address, so only the admitted publisher itself, or someone on its
+// path who can spoof its address, can reach them.
+//
+// Stream ids and keys never reach the log: ParseStreamID's errors quote
+// nothing of the id but the syntax's own words, lines carry key_fp (the
+// key's secret.Fingerprint) or, for an id that does not parse, streamid_fp;
+// other text derived from what a client sent (errors, panic values, the
+// SRT user name, track lists) is bounded.
 package srt
 
 import (
@@ -149,8 +213,9 @@ type Deps struct {
 	Admitter admit.Admitter
 	// Segmenter writes the admitted sessions' segments. Required.
 	Segmenter ingest.Segmenter
-	// Logger gets one line per connection end (never a stream key or a
-	// passphrase). Default: slog.Default().
+	// Logger gets one line per connection end (never a stream key, a
+	// stream id or a passphrase: key_fp and streamid_fp, their
+	// secret.Fingerprint, stand in for them). Default: slog.Default().
 	Logger *slog.Logger
 	// Metrics registers the liveingest_srt_* metrics. Default: nil (none).
 	Metrics prometheus.Registerer
@@ -164,6 +229,9 @@ type Server struct {
 	metrics *metrics
 
 	conns *ingest.Conns[*conn, *conn] // and the accept loop
+
+	// Which recovered panics are logged (see panicLog).
+	handshakePanicLog, connPanicLog panicLog
 
 	mu      sync.Mutex
 	ln      gosrt.Listener
@@ -187,8 +255,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, deps: deps,
-		log:   deps.Logger.With("component", "srt"),
-		conns: ingest.NewConns[*conn, *conn](),
+		log:               deps.Logger.With("component", "srt"),
+		conns:             ingest.NewConns[*conn, *conn](),
+		handshakePanicLog: panicLog{every: panicLogInterval},
+		connPanicLog:      panicLog{every: panicLogInterval},
 	}
 	m, err := newMetrics(deps.Metrics, s)
 	if err != nil {

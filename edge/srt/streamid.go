@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/secret"
@@ -52,7 +53,10 @@ var (
 // ',' or '=' (they are URL-safe base64), so the forms are unambiguous.
 //
 // It is a pure function of its input; errors wrap ErrPlayMode or
-// ErrBadStreamID and never contain the key.
+// ErrBadStreamID and say what is wrong without quoting the input: a caller
+// may put its key anywhere (a repeated r=, a misspelt application, a mode
+// run into the key), and refusals are logged. They name only the syntax's
+// own words (the keys r, m, u, s, h, t; the types stream, file, auth).
 func ParseStreamID(s string) (StreamID, error) {
 	if s == "" {
 		return StreamID{}, fmt.Errorf("%w: empty; set streamid=#!::r=<stream_key>,m=publish", ErrBadStreamID)
@@ -96,19 +100,33 @@ func ParseStreamID(s string) (StreamID, error) {
 	return id, nil
 }
 
+// Words of the SRT Access Control syntax that a refusal may name: they come
+// from fixed sets, so naming them cannot echo a key a caller put in the
+// wrong place. Anything else the caller wrote is described, never quoted.
+var (
+	knownACKeys  = map[string]bool{"r": true, "m": true, "u": true, "s": true, "h": true, "t": true}
+	knownACTypes = map[string]bool{"stream": true, "file": true, "auth": true}
+)
+
 // parseAccessControl reads the comma-separated key=value list of the SRT
 // Access Control syntax ("Stream ID" guidelines of the SRT documentation)
-// into id and returns the resource.
+// into id and returns the resource. Its errors name an item by position
+// and a key or value only when it is one of the syntax's own words.
 func parseAccessControl(list string, id *StreamID) (string, error) {
 	var resource, mode string
 	seen := map[string]bool{}
+	n := 0
 	for item := range strings.SplitSeq(list, ",") {
+		n++
 		k, v, ok := strings.Cut(item, "=")
 		if !ok || k == "" {
-			return "", fmt.Errorf("%w: %q is not key=value", ErrBadStreamID, redactItem(item))
+			return "", fmt.Errorf("%w: malformed key=value pair (item %d)", ErrBadStreamID, n)
 		}
 		if seen[k] {
-			return "", fmt.Errorf("%w: key %q given twice", ErrBadStreamID, k)
+			if knownACKeys[k] {
+				return "", fmt.Errorf("%w: key %s= given twice", ErrBadStreamID, k)
+			}
+			return "", fmt.Errorf("%w: key given twice (item %d)", ErrBadStreamID, n)
 		}
 		seen[k] = true
 		switch k {
@@ -121,20 +139,24 @@ func parseAccessControl(list string, id *StreamID) (string, error) {
 		case "s":
 			id.Session = printable(v)
 		case "t":
-			if v != "stream" {
-				return "", fmt.Errorf("%w: type t=%s is not supported (only t=stream)", ErrBadStreamID, printable(v))
+			switch {
+			case v == "stream":
+			case knownACTypes[v]:
+				return "", fmt.Errorf("%w: type t=%s is not supported (only t=stream)", ErrBadStreamID, v)
+			default:
+				return "", fmt.Errorf("%w: unknown type in t= (only t=stream)", ErrBadStreamID)
 			}
 		default:
 			// h= (host) and application keys are tolerated: callers copy
 			// stream ids between servers.
 		}
 	}
-	switch mode {
-	case "", "publish":
-	case "request", "bidirectional":
+	switch {
+	case mode == "", mode == "publish":
+	case mode == "request", mode == "bidirectional":
 		return "", ErrPlayMode
 	default:
-		return "", fmt.Errorf("%w: unknown mode m=%s (want m=publish)", ErrBadStreamID, printable(mode))
+		return "", fmt.Errorf("%w: unknown mode in m= (want m=publish)", ErrBadStreamID)
 	}
 	if !seen["r"] {
 		return "", fmt.Errorf("%w: no resource; set #!::r=<stream_key>,m=publish", ErrBadStreamID)
@@ -151,8 +173,8 @@ func parseResource(res string) (key string, role keys.Role, err error) {
 		case "backup":
 			role = keys.Backup
 		default:
-			return "", "", fmt.Errorf("%w: unknown application %q; use <stream_key>, live/<stream_key> or backup/<stream_key>",
-				ErrBadStreamID, printable(app))
+			return "", "", fmt.Errorf("%w: unknown resource (the part before '/' is not live or backup); use <stream_key>, live/<stream_key> or backup/<stream_key>",
+				ErrBadStreamID)
 		}
 		res = rest
 	}
@@ -170,8 +192,8 @@ func parseResource(res string) (key string, role keys.Role, err error) {
 	return res, role, nil
 }
 
-// printable makes a client-chosen value safe for an error or a log line:
-// bounded, with anything outside printable ASCII replaced.
+// printable makes a client-chosen value safe for a log line: bounded, with
+// anything outside printable ASCII replaced.
 func printable(s string) string {
 	const maxLen = 64
 	cut := len(s) > maxLen
@@ -190,12 +212,14 @@ func printable(s string) string {
 	return s
 }
 
-// redactItem shows a malformed item without the chance of echoing a key
-// that a caller put in the wrong place: only its first characters.
-func redactItem(item string) string {
-	if len(item) > 3 {
-		return printable(item[:3]) + "…"
+// capText bounds a text that may carry what a client sent (an error's,
+// a panic's) to about n bytes for a log line, cut on a character boundary.
+func capText(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-
-	return printable(item)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

@@ -25,9 +25,10 @@ var (
 // read fail with the cause. Closing is the only way to interrupt a blocked
 // gosrt read.
 type watchdog struct {
-	c    gosrt.Conn
-	idle time.Duration
-	last atomic.Int64 // UnixNano of the last read that returned data
+	c       gosrt.Conn
+	idle    time.Duration
+	onPanic func(v any)  // a timer's callback panicked (it was recovered)
+	last    atomic.Int64 // UnixNano of the last read that returned data
 
 	rest []byte // the part of the last packet's payload not read yet
 	buf  []byte // rest's backing array, reused
@@ -38,13 +39,26 @@ type watchdog struct {
 	dlT   *time.Timer
 }
 
-func newWatchdog(c gosrt.Conn, idle time.Duration) *watchdog {
-	w := &watchdog{c: c, idle: idle}
+// newWatchdog watches c. Its timers' callbacks run on goroutines of their
+// own; a panic in one (closing c calls into the library) is recovered and
+// handed to onPanic.
+func newWatchdog(c gosrt.Conn, idle time.Duration, onPanic func(v any)) *watchdog {
+	w := &watchdog{c: c, idle: idle, onPanic: onPanic}
 	w.last.Store(time.Now().UnixNano())
 	w.mu.Lock()
-	w.idleT = time.AfterFunc(idle, w.checkIdle)
+	w.idleT = time.AfterFunc(idle, func() {
+		defer w.recoverPanic()
+		w.checkIdle()
+	})
 	w.mu.Unlock()
 	return w
+}
+
+// recoverPanic is deferred by the timers' callbacks.
+func (w *watchdog) recoverPanic() {
+	if v := recover(); v != nil && w.onPanic != nil {
+		w.onPanic(v)
+	}
 }
 
 // Read reads the payloads of the connection's data packets. Once the
@@ -115,7 +129,10 @@ func (w *watchdog) deadline(d time.Duration) {
 		w.dlT = nil
 	}
 	if d > 0 && w.cause == nil {
-		w.dlT = time.AfterFunc(d, func() { w.stop(errDiscovery) })
+		w.dlT = time.AfterFunc(d, func() {
+			defer w.recoverPanic()
+			w.stop(errDiscovery)
+		})
 	}
 }
 
@@ -125,17 +142,24 @@ func (w *watchdog) stop(cause error) {
 	if cause == nil {
 		cause = net.ErrClosed
 	}
-	w.mu.Lock()
-	first := w.cause == nil
-	if first {
-		w.cause = cause
-		w.idleT.Stop()
-		if w.dlT != nil {
-			w.dlT.Stop()
-		}
-	}
-	w.mu.Unlock()
-	if first {
+	if w.setCause(cause) {
 		_ = w.c.Close()
 	}
+}
+
+// setCause records cause and stops the timers unless a cause was set
+// before; it reports whether this was the first. (Its lock is released by
+// defer, so that no panic can leave it held.)
+func (w *watchdog) setCause(cause error) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cause != nil {
+		return false
+	}
+	w.cause = cause
+	w.idleT.Stop()
+	if w.dlT != nil {
+		w.dlT.Stop()
+	}
+	return true
 }
