@@ -18,8 +18,10 @@
 //
 // It returns a Session that keeps the lease and the live-session registry
 // entry up to date until the protocol closes it, and ends itself — with a
-// Reason — when the lease is lost or the publisher breaks an input rule.
-// Every refusal is a *Rejection whose Reason each protocol maps to its own
+// Reason — when another publisher took the lease or the publisher breaks an
+// input rule. A Session outlives a coordination outage: it publishes on,
+// fenced by the store, and re-establishes its lease and registry entry when
+// coordination answers again (see Session). Every refusal is a *Rejection whose Reason each protocol maps to its own
 // explicit rejection (R-EDGE-4); it is logged and counted exactly once.
 package admit
 
@@ -110,8 +112,10 @@ type Config struct {
 	EdgeID string
 
 	// LeaseTTL is how long a slot lease lives without renewal; the session
-	// renews it every LeaseTTL/3, so two renewals may fail before it lapses,
-	// and a crashed edge frees the slot within LeaseTTL. Default: 10s.
+	// renews it every LeaseTTL/3 (every min(LeaseTTL/3, 1s) while renewals
+	// fail), and a crashed edge frees the slot within LeaseTTL. A session
+	// whose lease lapses while coordination is unreachable does not end
+	// (see Session). Default: 10s.
 	LeaseTTL time.Duration
 
 	// HeartbeatTTL is how long a registry entry lives without a heartbeat;
@@ -357,7 +361,7 @@ func (a *Admission) admit(ctx context.Context, r Request) (*Session, *Rejection)
 	case err != nil:
 		return nil, withSlot(coordFailure(err, "slot lease"))
 	}
-	return a.start(ctx, r, slot, sid, lease), nil
+	return a.start(ctx, r, slot, sid, owner, lease), nil
 }
 
 // authFailed counts a failed authentication for src and answers
@@ -425,7 +429,9 @@ func (a *Admission) report(protocol string, role keys.Role, remote netip.AddrPor
 		attrs = append(attrs, slog.String("err", rej.Err.Error()))
 	}
 	a.log.LogAttrs(context.Background(), level, msg, attrs...)
-	if rej.Slot != "" {
+	// A refusal because coordination is unreachable is not recorded: the
+	// registry lives there too, and trying would only delay the answer.
+	if rej.Slot != "" && !coord.IsRetriable(rej.Err) {
 		a.recordEnd(label, role, remote, rej)
 	}
 }

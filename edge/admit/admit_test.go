@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -114,7 +115,7 @@ type fixture struct {
 	logs    *testenv.Buffer
 	reg     *prometheus.Registry
 	adm     *Admission
-	lockers []coord.Locker // lockers of every edge, wrapped to see the leases they grant
+	down    *atomicBool // cuts adm off from coordination (see newEdge)
 	granted *grants
 
 	transmux, livePush, allowList *slots.Created
@@ -142,7 +143,7 @@ func newFixture(t *testing.T, e *env) *fixture {
 	f.livePush = mk(slots.Input{Name: ptr("push"), Type: ptr(slots.TypeLivePush),
 		Credentials: &[]slots.CredentialIn{{Username: "enc", Password: "password1"}}})
 	f.allowList = mk(slots.Input{Name: ptr("studio"), Type: ptr(slots.TypeTranscode720), PublishIPAllow: ptr([]string{"10.0.0.0/8"})})
-	f.adm = f.newAdmission(e.cfg)
+	f.adm, f.down = f.newEdge(e.cfg)
 	t.Cleanup(f.checkLogs)
 	return f
 }
@@ -150,19 +151,31 @@ func newFixture(t *testing.T, e *env) *fixture {
 // newAdmission starts an "edge" on a coordination peer of its own (for
 // redis: its own client on the shared server and namespace).
 func (f *fixture) newAdmission(cfg Config) *Admission {
+	a, _ := f.newEdge(cfg)
+	return a
+}
+
+// newEdge is newAdmission that also returns the edge's outage switch: while
+// it is on, every coordination call of this edge (lease, limiters,
+// registry) fails as an unreachable Redis would, and the coordination
+// service itself goes on (leases lapse there, other edges are served).
+func (f *fixture) newEdge(cfg Config) (*Admission, *atomicBool) {
 	f.t.Helper()
 	im := f.env.peer(f.t)
 	cfg = cfg.WithDefaults()
+	down := &atomicBool{}
 	a, err := New(cfg, Deps{
-		Slots: f.repo, Locker: &recordingLocker{Locker: im.locker, g: f.granted}, Registry: im.registry,
-		KeyLimiter: im.newLimiter(cfg.KeyRate), AuthLimiter: im.newLimiter(cfg.AuthFailRate),
-		Logger:  slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Metrics: f.reg, Clock: f.env.clock(),
+		Slots: f.repo, Locker: &recordingLocker{Locker: im.locker, g: f.granted, down: down},
+		Registry:    flakyRegistry{Registry: im.registry, down: down},
+		KeyLimiter:  flakyLimiter{Limiter: im.newLimiter(cfg.KeyRate), down: down},
+		AuthLimiter: flakyLimiter{Limiter: im.newLimiter(cfg.AuthFailRate), down: down},
+		Logger:      slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Metrics:     f.reg, Clock: f.env.clock(),
 	})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return a
+	return a, down
 }
 
 // checkLogs fails the test if any stream key reached the log.
@@ -289,8 +302,10 @@ func TestAdmission(t *testing.T) {
 		"KeyRateLimit":                  testKeyRateLimit,
 		"Busy":                          testBusy,
 		"BusyAcrossEdges":               testBusyAcrossEdges,
-		"LeaseReleasedBehindBack":       testLeaseReleasedBehindBack,
-		"LeaseLapsesWhileUnreachable":   testLeaseLapses,
+		"LeaseGoneReacquired":           testLeaseGoneReacquired,
+		"ShortOutageRenews":             testShortOutageRenews,
+		"SurvivesOutagePastTTL":         testSurvivesOutage,
+		"TakenOverDuringOutage":         testTakenOverDuringOutage,
 		"BitrateExceeded":               testBitrateExceeded,
 		"BitrateBelowLimit":             testBitrateBelow,
 		"RegistryShowsSession":          testRegistry,
@@ -440,52 +455,6 @@ func testBusyAcrossEdges(t *testing.T, f *fixture) {
 	}
 	f.close(first)
 	s := f.mustAdmit(edgeB, r)
-	f.close(s)
-}
-
-func testLeaseReleasedBehindBack(t *testing.T, f *fixture) {
-	s := f.mustAdmit(f.adm, req(f.transmux.StreamKey, localhost))
-	lease := f.granted.last(t)
-	if lease.Token() != s.Token() {
-		t.Fatal("recorded lease is not the session's")
-	}
-	if err := lease.Release(f.ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, s, 5*time.Second)
-	if ReasonOf(s.Err()) != ReasonBusy || !strings.Contains(AsRejection(s.Err()).Message, "taken over") {
-		t.Fatalf("Err = %v, want busy / taken over", s.Err())
-	}
-	f.close(s)
-	if got := f.rejections("rtmp", ReasonBusy); got != 1 {
-		t.Fatalf("busy end counted %v times", got)
-	}
-	// The slot is free for the next publisher.
-	f.close(f.mustAdmit(f.adm, req(f.transmux.StreamKey, otherHost)))
-}
-
-// testLeaseLapses cuts the session off from coordination (renewals fail as
-// unavailable) and lets the lease lapse: the session ends once Lost fires,
-// and a publisher on another edge gets the slot.
-func testLeaseLapses(t *testing.T, f *fixture) {
-	f.granted.failRenew.Store(true)
-	s := f.mustAdmit(f.adm, req(f.transmux.StreamKey, localhost))
-	ttl := f.adm.Config().LeaseTTL
-	for range 3 {
-		if !notDone(s) {
-			break
-		}
-		f.env.step(ttl / 3)
-	}
-	f.env.step(ttl / 3)
-	waitDone(t, s, 5*time.Second)
-	if ReasonOf(s.Err()) != ReasonStorageUnavailable {
-		t.Fatalf("Err = %v, want storage-unavailable", s.Err())
-	}
-	cfg := f.env.cfg
-	cfg.EdgeID = "edge-b"
-	f.granted.failRenew.Store(false)
-	f.close(f.mustAdmit(f.newAdmission(cfg), req(f.transmux.StreamKey, otherHost)))
 	f.close(s)
 }
 
@@ -782,17 +751,17 @@ func TestReasonTables(t *testing.T) {
 }
 
 // recordingLocker hands out the leases it grants to the test (to release
-// them behind the session's back) and can make renewals fail as a Redis
-// outage would.
+// them behind the session's back) and fails, with its leases, as an
+// unreachable Redis would while down is on.
 type recordingLocker struct {
 	coord.Locker
-	g *grants
+	g    *grants
+	down *atomicBool
 }
 
 type grants struct {
-	mu        sync.Mutex
-	leases    []coord.Lease
-	failRenew atomicBool
+	mu     sync.Mutex
+	leases []coord.Lease // as the coordination implementation granted them, unwrapped
 }
 
 func (g *grants) count() int {
@@ -811,7 +780,13 @@ func (g *grants) last(t *testing.T) coord.Lease {
 	return g.leases[len(g.leases)-1]
 }
 
+// errDown is what a coordination call returns while its edge is cut off.
+var errDown = fmt.Errorf("test: %w: edge cut off", coord.ErrUnavailable)
+
 func (l *recordingLocker) Acquire(ctx context.Context, name string, ttl time.Duration, o coord.Owner) (coord.Lease, error) {
+	if l.down.Load() {
+		return nil, errDown
+	}
 	lease, err := l.Locker.Acquire(ctx, name, ttl, o)
 	if err != nil {
 		return nil, err
@@ -819,19 +794,67 @@ func (l *recordingLocker) Acquire(ctx context.Context, name string, ttl time.Dur
 	l.g.mu.Lock()
 	l.g.leases = append(l.g.leases, lease)
 	l.g.mu.Unlock()
-	return &flakyLease{Lease: lease, g: l.g}, nil
+	return &flakyLease{Lease: lease, down: l.down}, nil
 }
 
+// flakyLease is a lease whose calls fail while its edge is cut off; its
+// grant then lives on in the coordination service until its ttl passes, as
+// in a Redis the edge cannot reach.
 type flakyLease struct {
 	coord.Lease
-	g *grants
+	down *atomicBool
 }
 
 func (l *flakyLease) Renew(ctx context.Context) error {
-	if l.g.failRenew.Load() {
-		return coord.ErrUnavailable
+	if l.down.Load() {
+		return errDown
 	}
 	return l.Lease.Renew(ctx)
+}
+
+func (l *flakyLease) Release(ctx context.Context) error {
+	if l.down.Load() {
+		return errDown
+	}
+	return l.Lease.Release(ctx)
+}
+
+type flakyLimiter struct {
+	coord.Limiter
+	down *atomicBool
+}
+
+func (l flakyLimiter) Allow(ctx context.Context, key string) (time.Duration, error) {
+	if l.down.Load() {
+		return 0, errDown
+	}
+	return l.Limiter.Allow(ctx, key)
+}
+
+type flakyRegistry struct {
+	coord.Registry
+	down *atomicBool
+}
+
+func (r flakyRegistry) Heartbeat(ctx context.Context, s coord.Session, ttl time.Duration) error {
+	if r.down.Load() {
+		return errDown
+	}
+	return r.Registry.Heartbeat(ctx, s, ttl)
+}
+
+func (r flakyRegistry) Remove(ctx context.Context, slot, id string) error {
+	if r.down.Load() {
+		return errDown
+	}
+	return r.Registry.Remove(ctx, slot, id)
+}
+
+func (r flakyRegistry) List(ctx context.Context, slot string) ([]coord.Session, error) {
+	if r.down.Load() {
+		return nil, errDown
+	}
+	return r.Registry.List(ctx, slot)
 }
 
 type atomicBool struct {

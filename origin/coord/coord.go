@@ -4,6 +4,35 @@
 // Coordination state can be lost at any time (R-COORD): nothing durable lives
 // here. Implementations: redis (shared by all edges) and memory (one process,
 // for dev). Both pass the conformance suite in coordtest.
+//
+// # Outages: what is safe and what is lost
+//
+// Coordination decides who is admitted; it does not guard the data. Every
+// writer of a stream carries the fencing token of the grant it started
+// with, and the store accepts its state commits only conditionally (the
+// segment writer's state object, written IfMatch on the ETag it last saw;
+// a newer token found there stops the older writer). So when coordination
+// is unreachable (Redis down, an ElastiCache failover of 10–60 s) or comes
+// back without its data:
+//
+//   - Safe: a live publish goes on. A holder whose writes are fenced by the
+//     store may publish past its lease's Lost and acquire the name again
+//     when coordination answers (edge/admit.Session does); the new grant
+//     only restores admission exclusion, and the writer keeps its original
+//     token. A competitor granted the name in between has a larger token
+//     (Locker, also across a data loss) and fences the older writer at its
+//     next state commit: never two writers of one stream. Tokens keep
+//     increasing after a data loss as long as Redis's clock moved on (see
+//     the redis package).
+//   - Refused: new publishes, with a retriable error (ErrUnavailable,
+//     returned within about a second), since neither the rate limit nor the
+//     lease can be checked. Protocols answer "retry" (RTMP status, SRT 1503,
+//     HTTP 503 with Retry-After).
+//   - Lost, when coordination comes back empty: the rate limiters' state
+//     (every key starts with a full burst), the registry's records of recent
+//     refusals and ends, and the live entries, which reappear when each
+//     session re-establishes its lease or heartbeats again (within about a
+//     second, respectively HeartbeatTTL/3).
 package coord
 
 import (
@@ -48,7 +77,12 @@ type Lease interface {
 	// Lost is closed once this grant can no longer be relied on: the ttl
 	// passed since the last successful Acquire or Renew (measured on the
 	// holder's clock), a Renew found the lease gone or taken over, or it was
-	// released. A holder must stop writing when Lost is closed.
+	// released. Once Lost is closed, Renew fails with ErrLeaseLost without
+	// asking the service: a holder that wants the name back must Acquire it
+	// again (and gets a new token). A holder that relies on the lease alone
+	// for exclusion must stop writing when Lost is closed; one whose writes
+	// are fenced by the store with Token may go on (see the package doc,
+	// Outages).
 	Lost() <-chan struct{}
 }
 

@@ -25,6 +25,14 @@
 // NOPERM) — wrap coord.ErrUnavailable. Other replies (a key of the wrong
 // type) are returned as they are, and never as ErrHeld or ErrLeaseLost.
 //
+// # Logging
+//
+// go-redis prints every failed dial to stderr by itself, several lines a
+// second while Redis is down. New routes go-redis's log (process-wide: it is
+// one setting in go-redis) to slog.Default at Debug level instead: every such
+// failure also reaches the caller as an ErrUnavailable error, and the callers
+// log an outage once (edge/admit.Session), not once per attempt.
+//
 // # Fencing tokens
 //
 // The acquire script grants token = max(stored counter + 1, Redis TIME in
@@ -55,6 +63,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -190,6 +199,7 @@ func New(cfg Config) (*Coord, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	quietOnce.Do(func() { goredis.SetLogger(debugLogger{}) })
 	step := cfg.OpTimeout / 2
 	opts := &goredis.Options{
 		Addr:     cfg.Addr,
@@ -218,6 +228,16 @@ func New(cfg Config) (*Coord, error) {
 		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	}
 	return &Coord{cfg: cfg, client: goredis.NewClient(opts), clock: cfg.Clock}, nil
+}
+
+var quietOnce sync.Once
+
+// debugLogger is go-redis's log on slog.Default at Debug level (see the
+// package doc, Logging).
+type debugLogger struct{}
+
+func (debugLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().Log(ctx, slog.LevelDebug, fmt.Sprintf(format, v...), "component", "go-redis")
 }
 
 // Ping checks that Redis answers, for readiness probes.
