@@ -22,6 +22,7 @@ import (
 	"github.com/liveingest/liveingest/edge/push"
 	"github.com/liveingest/liveingest/edge/tlsauto"
 	"github.com/liveingest/liveingest/edge/whip/page"
+	"github.com/liveingest/liveingest/origin/api"
 	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/coord/memory"
 	"github.com/liveingest/liveingest/origin/keys"
@@ -171,7 +172,11 @@ func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secr
 	if err != nil {
 		return roleService{}, err
 	}
-	mux, err := originMux(repo, st, co, token, logger)
+	apiFails, err := co.NewLimiter(api.DefaultAuthFailRate)
+	if err != nil {
+		return roleService{}, err
+	}
+	mux, err := originMux(repo, st, co, apiFails, token, logger, reg)
 	if err != nil {
 		return roleService{}, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liveingest/liveingest/edge/push"
+	"github.com/liveingest/liveingest/origin/api"
 	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/lifecycle"
@@ -412,7 +413,11 @@ func (c *OriginCmd) Run(ctx context.Context, e env) error {
 		if err != nil {
 			return roleService{}, err
 		}
-		mux, err := originMux(repo, rd.store, rd.coord, c.AdminToken, rd.logger)
+		authFails, err := rd.coord.NewLimiter(api.DefaultAuthFailRate)
+		if err != nil {
+			return roleService{}, err
+		}
+		mux, err := originMux(repo, rd.store, rd.coord, authFails, c.AdminToken, rd.logger, rd.metrics)
 		return roleService{handler: mux}, err
 	})
 }

@@ -41,9 +41,14 @@ func newRepo(st store.Store, d slots.Deployment, logger *slog.Logger) (*slots.Re
 }
 
 // originMux is the origin's service: the slots API under /api/v1/ and
-// playback under /live/.
-func originMux(repo *slots.Repo, st store.Store, reg coord.Registry, token secret.String, logger *slog.Logger) (*http.ServeMux, error) {
-	a, err := api.New(api.Config{AdminToken: token}, api.Deps{Slots: repo, Registry: reg, Logger: logger.With("component", "api")})
+// playback under /live/. authFails is the per-source limiter of wrong admin
+// tokens, built by the caller on its coordination backend (Redis in the
+// deployed roles, so every origin shares the budget) with
+// api.DefaultAuthFailRate.
+func originMux(repo *slots.Repo, st store.Store, reg coord.Registry, authFails coord.Limiter, token secret.String, logger *slog.Logger, metrics prometheus.Registerer) (*http.ServeMux, error) {
+	a, err := api.New(api.Config{AdminToken: token}, api.Deps{
+		Slots: repo, Registry: reg, AuthLimiter: authFails, Logger: logger.With("component", "api"), Metrics: metrics,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}

@@ -19,10 +19,13 @@ import (
 
 // Basic Auth (RFC 7617) with two cheap guards in front of bcrypt:
 //
-//   - a per-source-IP budget of FAILED logins (coord.Limiter, shared by all
-//     edges). A failure spends one unit; when none is left the answer is 429.
-//     The last refusal is remembered in-process (blockList), so a flood from
-//     a blocked IP costs neither bcrypt nor a coordination round trip.
+//   - a per-source budget of FAILED logins (coord.Limiter, shared by all
+//     edges). The source is the IPv4 address or the IPv6 /64, as edge
+//     admission counts (edge/admit), so rotating through the addresses of
+//     one /64 buys no fresh budget. A failure spends one unit; when none is
+//     left the answer is 429. The last refusal is remembered in-process
+//     (blockList), so a flood from a blocked source costs neither bcrypt nor
+//     a coordination round trip.
 //   - a cache of SUCCESSFUL checks, so an encoder PUTting a segment every 2 s
 //     pays bcrypt (~50 ms) about once per authCacheTTL. The key is an HMAC of
 //     slot id, user and password under a per-process random key: a memory
@@ -93,35 +96,35 @@ func (c *authCache) put(k [sha256.Size]byte, version int64) {
 	c.m[k] = authEntry{version: version, expires: c.now().Add(c.ttl)}
 }
 
-// blockList remembers, per source IP, until when the limiter refuses its
-// failed logins.
+// blockList remembers, per source (sourceOf), until when the limiter
+// refuses its failed logins.
 type blockList struct {
 	now func() time.Time
 
 	mu sync.Mutex
-	m  map[netip.Addr]time.Time
+	m  map[netip.Prefix]time.Time
 }
 
 func newBlockList(now func() time.Time) *blockList {
-	return &blockList{now: now, m: map[netip.Addr]time.Time{}}
+	return &blockList{now: now, m: map[netip.Prefix]time.Time{}}
 }
 
-// until returns how long ip stays blocked (0: not blocked).
-func (b *blockList) until(ip netip.Addr) time.Duration {
+// until returns how long src stays blocked (0: not blocked).
+func (b *blockList) until(src netip.Prefix) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t, ok := b.m[ip]
+	t, ok := b.m[src]
 	if !ok {
 		return 0
 	}
 	if d := t.Sub(b.now()); d > 0 {
 		return d
 	}
-	delete(b.m, ip)
+	delete(b.m, src)
 	return 0
 }
 
-func (b *blockList) block(ip netip.Addr, d time.Duration) {
+func (b *blockList) block(src netip.Prefix, d time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
@@ -135,11 +138,34 @@ func (b *blockList) block(ip netip.Addr, d time.Duration) {
 			clear(b.m) // the shared limiter still holds the truth
 		}
 	}
-	b.m[ip] = now.Add(d)
+	b.m[src] = now.Add(d)
 }
 
-// limiterKey names the failed-login budget of one source IP.
-func limiterKey(ip netip.Addr) string { return "push-auth:" + ip.String() }
+// sourceOf is the unit the failed-login budget counts per: the IPv4
+// address, or the IPv6 /64 (one subscriber's LAN), the grouping of edge
+// admission's failed-auth limit. IPv4-mapped IPv6 counts as IPv4.
+func sourceOf(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap().WithZone("")
+	bits := 32
+	if ip.Is6() {
+		bits = 64
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// limiterKey names the failed-login budget of one source
+// ("push-auth:192.0.2.1/32", "push-auth:2001:db8:1:2::/64").
+func limiterKey(src netip.Prefix) string { return "push-auth:" + src.String() }
+
+// sourceLabel is how a source is named to the client and in the log: the
+// address for IPv4, the /64 for IPv6.
+func sourceLabel(src netip.Prefix) string {
+	if src.Addr().Is4() {
+		return src.Addr().String()
+	}
+	return src.String()
+}
 
 // authenticate checks the request's Basic credentials for slot id and
 // returns the slot and the user name. It never logs or returns the
@@ -155,13 +181,14 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, id keys.Slot
 		rej.level = slog.LevelDebug
 		return nil, "", rej
 	}
-	if d := s.blocked.until(ip); d > 0 {
-		rej := reject(http.StatusTooManyRequests, ErrTooManyFailures, "too many failed logins from %s; retry later", ip)
+	src := sourceOf(ip)
+	if d := s.blocked.until(src); d > 0 {
+		rej := reject(http.StatusTooManyRequests, ErrTooManyFailures, "too many failed logins from %s; retry later", sourceLabel(src))
 		rej.retryAfter = d
 		return nil, "", rej
 	}
 	if len(user) > maxCredLen || len(pw) > maxCredLen {
-		return nil, "", s.failedLogin(ctx, ip, "credentials too long")
+		return nil, "", s.failedLogin(ctx, src, "credentials too long")
 	}
 	k := s.auth.sum(id, user, pw)
 	if v, ok := s.auth.version(k); ok {
@@ -176,10 +203,10 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, id keys.Slot
 		s.auth.put(k, sl.Version)
 		return sl, user, nil
 	case errors.Is(err, slots.ErrBadCredentials):
-		return nil, "", s.failedLogin(ctx, ip, "wrong user name or password for slot "+string(id))
+		return nil, "", s.failedLogin(ctx, src, "wrong user name or password for slot "+string(id))
 	case errors.Is(err, slots.ErrNotFound):
 		// Counted too: probing for slot ids is a failed login.
-		if rej := s.failedLogin(ctx, ip, ""); rej.status == http.StatusTooManyRequests {
+		if rej := s.failedLogin(ctx, src, ""); rej.status == http.StatusTooManyRequests {
 			return nil, "", rej
 		}
 		return nil, "", reject(http.StatusNotFound, ErrUnknownSlot, "no slot %s", id)
@@ -190,18 +217,18 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, id keys.Slot
 	}
 }
 
-// failedLogin spends one unit of ip's failure budget: 401 while some is
+// failedLogin spends one unit of src's failure budget: 401 while some is
 // left, 429 with Retry-After once it is used up.
-func (s *Server) failedLogin(ctx context.Context, ip netip.Addr, detail string) *rejection {
-	wait, err := s.lim.Allow(ctx, limiterKey(ip))
+func (s *Server) failedLogin(ctx context.Context, src netip.Prefix, detail string) *rejection {
+	wait, err := s.lim.Allow(ctx, limiterKey(src))
 	if err != nil && !errors.Is(err, coord.ErrUnavailable) {
 		s.log.Warn("push auth limiter failed", "err", err)
 	}
 	// A limiter that cannot be reached fails open for the 401 itself: the
 	// credentials were wrong either way, and bcrypt bounds the rate.
 	if wait > 0 {
-		s.blocked.block(ip, wait)
-		rej := reject(http.StatusTooManyRequests, ErrTooManyFailures, "too many failed logins from %s; retry later", ip)
+		s.blocked.block(src, wait)
+		rej := reject(http.StatusTooManyRequests, ErrTooManyFailures, "too many failed logins from %s; retry later", sourceLabel(src))
 		rej.retryAfter = wait
 		return rej
 	}

@@ -104,8 +104,21 @@ func reasonLabel(err error) string {
 // write sends the rejection: text/plain reason (R-EDGE-4), Retry-After when
 // set, Allow on 405, the Basic challenge on 401 (RFC 7617 §2, with the
 // charset parameter of §2.1).
+//
+// A refused request that carries a body (Content-Length > 0, or chunked)
+// over HTTP/1.x also closes the connection, at once: the body is not
+// wanted, and net/http would otherwise read up to 256 KiB of it before
+// sending the answer (so that the connection can be reused) and again after
+// the handler returns — for a body that never ends, until the server's
+// ReadTimeout (60 s), with the client waiting for its 401. "Connection:
+// close" skips the read before the answer; the read deadline set in the
+// past ends the one after it. (HTTP/2 resets just the stream.)
 func (s *Server) writeRejection(w http.ResponseWriter, r *http.Request, rej *rejection, attrs ...any) {
 	h := w.Header()
+	dropBody := r.ProtoMajor == 1 && r.ContentLength != 0
+	if dropBody {
+		h.Set("Connection", "close")
+	}
 	switch rej.status {
 	case http.StatusUnauthorized:
 		h.Set("WWW-Authenticate", `Basic realm="liveingest push", charset="UTF-8"`)
@@ -125,6 +138,11 @@ func (s *Server) writeRejection(w http.ResponseWriter, r *http.Request, rej *rej
 		h.Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(rej.status)
 		_, _ = fmt.Fprintf(w, "%s: %s\n", rej.reason, rej.detail)
+	}
+	if dropBody {
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()                     // the answer goes out now
+		_ = rc.SetReadDeadline(time.Now()) // and nothing more is read
 	}
 	s.m.rejected(reasonLabel(rej.reason))
 	args := append([]any{"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,

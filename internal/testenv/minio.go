@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,6 +42,39 @@ func MinIO(t testing.TB) *MinIOServer {
 	return s
 }
 
+// NewMinIO starts a private MinIO server that is stopped when t ends; for
+// tests that pause it.
+func NewMinIO(t testing.TB) *MinIOServer {
+	t.Helper()
+	SkipIfNoIntegration(t)
+	s := startMinIO(t, t.TempDir())
+	t.Cleanup(s.stop)
+	return s
+}
+
+// Pause stops the server's process (SIGSTOP): it keeps its sockets, so
+// connections and new requests hang instead of failing, as a storage
+// service that stopped answering does. Only for servers of NewMinIO; t's
+// cleanup resumes it.
+func (s *MinIOServer) Pause(t testing.TB) {
+	t.Helper()
+	if s.cleanup != nil {
+		t.Fatal("testenv: Pause of the shared MinIO; use NewMinIO")
+	}
+	if err := s.p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("testenv: pause minio: %v", err)
+	}
+	t.Cleanup(func() { _ = s.p.cmd.Process.Signal(syscall.SIGCONT) })
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *MinIOServer) Resume(t testing.TB) {
+	t.Helper()
+	if err := s.p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("testenv: resume minio: %v", err)
+	}
+}
+
 func startMinIO(t testing.TB, dir string) *MinIOServer {
 	t.Helper()
 	bin := lookBinary(t, "minio", "LIVEINGEST_MINIO_BIN")
@@ -70,6 +104,7 @@ func startMinIO(t testing.TB, dir string) *MinIOServer {
 }
 
 func (s *MinIOServer) stop() {
+	_ = s.p.cmd.Process.Signal(syscall.SIGCONT) // a paused process cannot be reaped otherwise
 	s.p.kill()
 	if s.cleanup != nil {
 		s.cleanup()

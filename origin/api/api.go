@@ -2,6 +2,7 @@
 // §8): slots — create, list, get, update, clone, delete, rotate the stream
 // key — and their live status, behind an admin bearer token, with the
 // OpenAPI document that describes it served at /api/v1/openapi.json.
+// Failed admin-token attempts are limited per client address (auth.go).
 //
 // Every response is JSON (Content-Type application/json; charset=utf-8) and
 // Cache-Control: no-store, errors included: {"error": "…", "field": "…"}.
@@ -15,6 +16,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/keys"
@@ -83,7 +86,17 @@ type Deps struct {
 	Slots Slots
 	// Registry lists live ingest sessions for the live status. Required.
 	Registry coord.Registry
-	// Logger gets one line per failed request worth an operator's look;
+	// AuthLimiter counts requests with a missing or wrong admin token per
+	// source (IPv4 address or IPv6 /64, keys "api:authfail:<prefix>"); over
+	// its budget the answer is 429 (see requireToken). Build it with
+	// DefaultAuthFailRate, on Redis where several origins serve the API.
+	// Required.
+	AuthLimiter coord.Limiter
+	// Metrics registers liveingest_api_auth_failures_total{result}.
+	// Default: nil, no metrics.
+	Metrics prometheus.Registerer
+	// Logger gets one line per failed request worth an operator's look
+	// (refused tokens: one Warn line a minute with a count, each at Debug);
 	// never a token or secret. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -95,6 +108,7 @@ type API struct {
 	slots  Slots
 	reg    coord.Registry
 	log    *slog.Logger
+	guard  *authGuard
 	routes []route
 	mux    *http.ServeMux
 }
@@ -110,14 +124,23 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if deps.Registry == nil {
 		return nil, errors.New("Deps.Registry: required")
 	}
+	if deps.AuthLimiter == nil {
+		return nil, errors.New("Deps.AuthLimiter: required")
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
+	}
+	log := deps.Logger.With("component", "api")
+	guard, err := newAuthGuard(deps.AuthLimiter, log, deps.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("Deps.Metrics: %w", err)
 	}
 	a := &API{
 		cfg:   cfg.withDefaults(),
 		slots: deps.Slots,
 		reg:   deps.Registry,
-		log:   deps.Logger.With("component", "api"),
+		log:   log,
+		guard: guard,
 		mux:   http.NewServeMux(),
 	}
 	a.routes = a.routeTable()
@@ -203,21 +226,4 @@ func (a *API) noRoute(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Allow", strings.Join(allow, ", "))
 	writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed", "")
-}
-
-// requireToken lets a request through only with "Authorization: Bearer
-// <AdminToken>", compared in constant time. A failed attempt is logged with
-// the remote address only: the header may hold a real token of another
-// system, or a near-miss of ours.
-func (a *API) requireToken(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || !a.cfg.AdminToken.Equal(strings.TrimSpace(token)) {
-			a.log.Warn("api request with a missing or wrong admin token", "remote", r.RemoteAddr)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="liveingest"`)
-			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token", "")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }

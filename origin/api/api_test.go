@@ -52,7 +52,11 @@ func newEnv(t *testing.T, st store.Store) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, repo: repo, reg: memory.New(nil), logs: logs}
-	a, err := New(Config{AdminToken: testToken, MaxBodyBytes: 64 << 10}, Deps{Slots: repo, Registry: e.reg, Logger: log})
+	lim, err := e.reg.NewLimiter(DefaultAuthFailRate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{AdminToken: testToken, MaxBodyBytes: 64 << 10}, Deps{Slots: repo, Registry: e.reg, AuthLimiter: lim, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,7 +550,12 @@ func TestConfigValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := Deps{Slots: repo, Registry: memory.New(nil)}
+	co := memory.New(nil)
+	lim, err := co.NewLimiter(DefaultAuthFailRate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := Deps{Slots: repo, Registry: co, AuthLimiter: lim}
 	for _, c := range []struct {
 		cfg   Config
 		deps  Deps
@@ -555,8 +564,9 @@ func TestConfigValidate(t *testing.T) {
 		{Config{}, deps, "Config.AdminToken"},
 		{Config{AdminToken: "short"}, deps, "Config.AdminToken"},
 		{Config{AdminToken: testToken, MaxBodyBytes: -1}, deps, "Config.MaxBodyBytes"},
-		{Config{AdminToken: testToken}, Deps{Registry: deps.Registry}, "Deps.Slots"},
-		{Config{AdminToken: testToken}, Deps{Slots: repo}, "Deps.Registry"},
+		{Config{AdminToken: testToken}, Deps{Registry: deps.Registry, AuthLimiter: lim}, "Deps.Slots"},
+		{Config{AdminToken: testToken}, Deps{Slots: repo, AuthLimiter: lim}, "Deps.Registry"},
+		{Config{AdminToken: testToken}, Deps{Slots: repo, Registry: co}, "Deps.AuthLimiter"},
 	} {
 		a, err := New(c.cfg, c.deps)
 		if err == nil || a != nil || !strings.HasPrefix(err.Error(), c.field+":") {

@@ -48,7 +48,12 @@ func TestStoreFailures(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var logs testenv.Buffer
-			a, err := New(Config{AdminToken: testToken}, Deps{Slots: c.fake, Registry: memory.New(nil), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			co := memory.New(nil)
+			lim, err := co.NewLimiter(DefaultAuthFailRate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := New(Config{AdminToken: testToken}, Deps{Slots: c.fake, Registry: co, AuthLimiter: lim, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			if err != nil {
 				t.Fatal(err)
 			}
