@@ -118,21 +118,46 @@ func (e *encoder) wait(t *testing.T, timeout time.Duration) {
 // waitStatus polls url until it answers want.
 func waitStatus(t *testing.T, url string, want int, timeout time.Duration) {
 	t.Helper()
+	waitStatusWhile(t, url, want, timeout, nil)
+}
+
+// waitStatusWhile is waitStatus that, with enc, also gives up once the
+// encoder ended without url answering want. On giving up it reports what it
+// last saw: the status and the start of the body, or the request's error,
+// and the encoder's output, so that a failure on a loaded machine says why.
+func waitStatusWhile(t *testing.T, url string, want int, timeout time.Duration, enc *encoder) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	c := http.Client{Timeout: 5 * time.Second}
 	defer c.CloseIdleConnections()
-	last := 0
+	last := "no answer"
 	for time.Now().Before(deadline) {
-		if resp, err := c.Get(url); err == nil {
+		resp, err := c.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 			resp.Body.Close()
-			last = resp.StatusCode
-			if last == want {
+			if resp.StatusCode == want {
 				return
+			}
+			last = fmt.Sprintf("%d %q", resp.StatusCode, b)
+		} else {
+			last = err.Error()
+		}
+		if enc != nil {
+			select {
+			case err := <-enc.done:
+				enc.done <- err
+				t.Fatalf("%s last answered %s, not %d, and the encoder ended (%v):\n%s", url, last, want, err, enc.out.String())
+			default:
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s answered %d, not %d, within %s", url, last, want, timeout)
+	var said string
+	if enc != nil {
+		said = "; the encoder said:\n" + enc.out.String()
+	}
+	t.Fatalf("%s last answered %s, not %d, within %s%s", url, last, want, timeout, said)
 }
 
 // probeLive probes url while enc runs, in short attempts: a live DASH
@@ -234,7 +259,9 @@ func runPushVariants(t *testing.T, apiBase, token, pushBase, playBase string, se
 			target := fmt.Sprintf("%s/push/%s/%s", strings.Replace(pushBase, "https://", "https://enc1:push-secret-1@", 1), id, v.manifest)
 			enc := startEncoder(t, seconds, v.muxer, target)
 			play := fmt.Sprintf("%s/live/%s/%s", playBase, id, v.manifest)
-			waitStatus(t, play, http.StatusOK, 30*time.Second)
+			// Sized for a loaded machine (once 30 s were not enough), and
+			// cut short if the encoder ends first.
+			waitStatusWhile(t, play, http.StatusOK, 90*time.Second, enc)
 			checkDecodes(t, probeLive(t, play, enc), 0) // while it runs
 			enc.wait(t, time.Duration(seconds)*time.Second+60*time.Second)
 			if w := enc.out.String(); w != "" {

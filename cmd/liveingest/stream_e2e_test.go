@@ -40,7 +40,7 @@ func TestStreamDev(t *testing.T) {
 			waitLive(t, base, token, created.ID, proto, enc)
 			hls := strings.Replace(created.Playback["hls"], "localhost", "127.0.0.1", 1)
 			dash := strings.Replace(created.Playback["dash"], "localhost", "127.0.0.1", 1)
-			waitStatus(t, hls, http.StatusOK, 30*time.Second)
+			waitStatusWhile(t, hls, http.StatusOK, 90*time.Second, enc)
 			checkDecodes(t, probeLive(t, hls, enc), 0)
 			enc.wait(t, 2*time.Minute)
 			// The edge writes the final playlists once it has seen the
