@@ -52,7 +52,11 @@ import (
 //   - Every decode error ends the gortmplib read (ServerConn, Reader and this
 //     package's conn end the connection on any read error), so where
 //     gortmplib errors the guard may refuse at the same byte or earlier, and
-//     need not follow it further.
+//     need not follow it further. A bad AMF message is refused at its
+//     offending byte, while gortmplib would fail only once the message is
+//     complete: messages that complete on other chunk streams in between
+//     are then never delivered, which only a client that sent a broken
+//     command would notice.
 //
 // The guard refuses, beyond gortmplib: SetChunkSize below 128 (0 makes
 // gortmplib append an empty fragment per 1-byte chunk for ever; tiny sizes
@@ -164,6 +168,7 @@ type parser struct {
 	phase     phase
 	skip      int  // handshake bytes left in this part
 	fmt       byte // the chunk's format (0..3)
+	csid      byte // the chunk's stream id
 	cs        *chunkStream
 	hdr       [11]byte // message header bytes
 	hdrN      int      // of hdrLen read
@@ -330,7 +335,7 @@ func (p *parser) basic(v byte) error {
 			return protoErr("type 3 chunk without a previous chunk on chunk stream %d", id)
 		}
 	}
-	p.fmt, p.cs = f, cs
+	p.fmt, p.csid, p.cs = f, id, cs
 	p.hdrN, p.hdrLen = 0, [4]int{11, 7, 3, 0}[f]
 	if f == 3 {
 		return p.headerEnd(cs.extended, false)

@@ -388,7 +388,10 @@ func mirror(in []byte) error {
 	p.onMessage = func(typ byte, _ uint32) { gtypes = append(gtypes, typ) }
 	_, gerr := p.feed(in)
 
-	var ltypes []byte
+	var (
+		ltypes []byte
+		lcs    []byte // the chunk stream of each AMF command or data message, else 0
+	)
 	r := message.NewReader(bytes.NewReader(in[hs:]), bytecounter.NewReader(bytes.NewReader(nil)), func(uint32) error { return nil })
 	var lerr error
 	for {
@@ -398,13 +401,26 @@ func mirror(in []byte) error {
 			break
 		}
 		ltypes = append(ltypes, rawType(m))
+		lcs = append(lcs, amfChunkStream(m))
 	}
 	for i := range min(len(gtypes), len(ltypes)) {
 		if gtypes[i] != ltypes[i] {
 			return fmt.Errorf("message %d: guard type %d, gortmplib type %d (guard %v, gortmplib %v)", i, gtypes[i], ltypes[i], gtypes, ltypes)
 		}
 	}
-	shared := gerr == nil || (errors.Is(gerr, ErrProtocol) && !strings.Contains(gerr.Error(), "below 128"))
+	// The guard refuses a bad AMF message at its offending byte, gortmplib
+	// only once it is complete (see the guard's comment): messages on other
+	// chunk streams may complete in gortmplib in between, but never an AMF
+	// message on the refused one.
+	amfRefused := errors.Is(gerr, ErrProtocol) && strings.Contains(gerr.Error(), "AMF")
+	if amfRefused {
+		for i := len(gtypes); i < len(ltypes); i++ {
+			if lcs[i] == p.csid {
+				return fmt.Errorf("gortmplib read AMF message %d on chunk stream %d, which the guard refused (%v)", i, p.csid, gerr)
+			}
+		}
+	}
+	shared := gerr == nil || (errors.Is(gerr, ErrProtocol) && !amfRefused && !strings.Contains(gerr.Error(), "below 128"))
 	if shared && len(ltypes) > len(gtypes) {
 		return fmt.Errorf("gortmplib read %d messages, the guard completed %d (guard error %v)", len(ltypes), len(gtypes), gerr)
 	}
@@ -412,6 +428,18 @@ func mirror(in []byte) error {
 		return fmt.Errorf("at the end gortmplib read %d messages, the guard completed %d", len(ltypes), len(gtypes))
 	}
 	return nil
+}
+
+// amfChunkStream is the chunk stream of an AMF command or data message
+// (the only ones the guard refuses by content), else 0.
+func amfChunkStream(m message.Message) byte {
+	switch m := m.(type) {
+	case *message.CommandAMF0:
+		return m.ChunkStreamID
+	case *message.DataAMF0:
+		return m.ChunkStreamID
+	}
+	return 0
 }
 
 // rawType is the RTMP message type a gortmplib message was decoded from.
