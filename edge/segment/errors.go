@@ -1,6 +1,10 @@
 package segment
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/liveingest/liveingest/origin/manifest"
+)
 
 // Sentinel errors of the segmenter. Errors returned by Start, Write and Close
 // wrap one of these (or a store error) with %w, so an edge maps them to an
@@ -9,8 +13,9 @@ var (
 	// ErrFenced is returned when a writer with a larger fencing token owns
 	// the slot/role's manifests (R-COORD-1): by Start when the stored state
 	// already carries a token ≥ the caller's, and by Write and Close once a
-	// newer writer took over. A fenced Writer writes nothing more.
-	ErrFenced = errors.New("segment: fenced by a newer writer")
+	// newer writer took over. A fenced Writer writes nothing more. It is
+	// manifest.ErrFenced itself, so one errors.Is covers both packages.
+	ErrFenced = manifest.ErrFenced
 
 	// ErrBadInput is returned by Write for input that breaks the media
 	// contract: an unknown track, DTS going backwards, PTS < DTS, an empty

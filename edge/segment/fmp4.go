@@ -12,6 +12,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"github.com/liveingest/liveingest/edge/media"
+	"github.com/liveingest/liveingest/origin/manifest"
 )
 
 // CMAF (ISO 23000-19) with one track per file: every rendition has its own
@@ -25,8 +26,8 @@ const (
 
 // trackInfo is what the writer derives from a media.Track at Start.
 type trackInfo struct {
-	rec   trackRec
-	id    int // media.Track.ID
+	rec   manifest.Track // what the manifests say of it
+	id    int            // media.Track.ID
 	codec codecs.Codec
 	video bool
 	h265  bool
@@ -48,7 +49,7 @@ func describeTrack(t media.Track) (trackInfo, error) {
 		ti.video = true
 		// RFC 6381 3.3: avc1.PPCCLL from profile_idc, the constraint
 		// flags byte and level_idc, which are SPS bytes 1..3.
-		ti.rec = trackRec{Kind: "v", Codec: fmt.Sprintf("avc1.%02x%02x%02x", c.SPS[1], c.SPS[2], c.SPS[3]),
+		ti.rec = manifest.Track{Kind: manifest.Video, Codec: fmt.Sprintf("avc1.%02x%02x%02x", c.SPS[1], c.SPS[2], c.SPS[3]),
 			TimeScale: videoTimeScale, Width: sps.Width(), Height: sps.Height()}
 	case *codecs.H265:
 		var sps h265.SPS
@@ -59,7 +60,7 @@ func describeTrack(t media.Track) (trackInfo, error) {
 			return ti, fmt.Errorf("%w: h265 SPS: %v", ErrUnsupportedCodec, err)
 		}
 		ti.video, ti.h265 = true, true
-		ti.rec = trackRec{Kind: "v", Codec: hevcCodecString(&sps.ProfileTierLevel),
+		ti.rec = manifest.Track{Kind: manifest.Video, Codec: hevcCodecString(&sps.ProfileTierLevel),
 			TimeScale: videoTimeScale, Width: sps.Width(), Height: sps.Height()}
 	case *codecs.MPEG4Audio:
 		cfg := c.Config
@@ -71,11 +72,11 @@ func describeTrack(t media.Track) (trackInfo, error) {
 			ch = int(cfg.ChannelConfig)
 		}
 		// RFC 6381 3.3 with the MP4 registration: mp4a.40.<audio object type>.
-		ti.rec = trackRec{Kind: "a", Codec: fmt.Sprintf("mp4a.40.%d", int(cfg.Type)),
+		ti.rec = manifest.Track{Kind: manifest.Audio, Codec: fmt.Sprintf("mp4a.40.%d", int(cfg.Type)),
 			TimeScale: uint32(cfg.SampleRate), SampleRate: cfg.SampleRate, Channels: ch}
 	case *codecs.Opus:
 		// Opus in ISOBMFF always runs at 48 kHz.
-		ti.rec = trackRec{Kind: "a", Codec: "opus", TimeScale: 48000, SampleRate: 48000, Channels: c.ChannelCount}
+		ti.rec = manifest.Track{Kind: manifest.Audio, Codec: "opus", TimeScale: 48000, SampleRate: 48000, Channels: c.ChannelCount}
 	case nil:
 		return ti, fmt.Errorf("%w: track %d has no codec", ErrUnsupportedCodec, t.ID)
 	default:

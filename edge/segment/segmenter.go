@@ -1,19 +1,19 @@
-// Package segment is the Segmenter (R-SEG-1): it turns one publish session's
-// access units into CMAF fMP4 init and media segments in the store, with an
-// HLS media playlist per track, an HLS multivariant playlist and a DASH MPD
-// over the same files.
+// Package segment is the Segmenter (R-SEG-1): it cuts one publish
+// session's access units into CMAF fMP4 init and media segments, stores
+// them, and feeds origin/manifest, which commits the stream state and
+// writes the HLS media playlists, the HLS multivariant playlist and the
+// DASH MPD over the same files.
 //
 // # Output layout
 //
 // Under keys.RolePrefix(slot, role):
 //
-//	index.m3u8              HLS multivariant playlist (the slot's HLS playback URL)
-//	manifest.mpd            DASH MPD (the slot's DASH playback URL)
-//	video.m3u8, audio.m3u8  HLS media playlists, one per track
 //	v/<token>/init.mp4      video CMAF header of the session with that fencing token
 //	v/<token>/<seq>.m4s     video CMAF segment number seq
 //	a/<token>/…             the same for audio
-//	state.m3u8              the segmenter's durable state (see state.go); not for players
+//
+// and origin/manifest's objects beside them: index.m3u8, video.m3u8,
+// audio.m3u8, manifest.mpd and the internal stream state (keys.StreamState).
 //
 // One track per file (rather than muxed segments) because DASH wants one
 // AdaptationSet per media type and HLS serves the same files as a video
@@ -27,21 +27,17 @@
 // # Visibility (R-STORE-2)
 //
 // A segment is Put (IfNoneMatch "*", class segment) before the state that
-// lists it is committed, and the state before any public manifest is
-// written; init files are Put at Start, before anything references them;
-// media playlists are written before the multivariant playlist.
+// lists it is committed (manifest.Stream.Commit), and the state before any
+// public manifest is written; init files are Put at Start, before anything
+// references them.
 //
 // # Fencing (R-COORD-1)
 //
-// Start claims the state object with the caller's lease token by a
-// conditional Put; from then on every state commit and every manifest
-// write is conditional on the ETag this writer last wrote or read. When a
-// condition fails the writer re-reads the state: a larger token means a
-// newer writer took over, and the writer returns ErrFenced from then on and
-// writes nothing more. So after a newer writer's Start returned, an older
-// writer can neither commit a segment to the stream nor overwrite a
-// manifest the newer writer has written; the public playlists only ever
-// move forward.
+// Start opens the stream with the caller's lease token (manifest.Open);
+// from then on every state commit and manifest write is conditional, and a
+// newer writer's token fences this one (ErrFenced, which is
+// manifest.ErrFenced). A segment key that already exists means another
+// writer used this token: that is treated as fenced too.
 package segment
 
 import (
@@ -54,6 +50,7 @@ import (
 
 	"github.com/liveingest/liveingest/edge/media"
 	"github.com/liveingest/liveingest/origin/keys"
+	"github.com/liveingest/liveingest/origin/manifest"
 	"github.com/liveingest/liveingest/origin/store"
 )
 
@@ -162,11 +159,6 @@ func New(cfg Config, deps Deps) (*Segmenter, error) {
 	return s, nil
 }
 
-// maxCASRetries bounds the retries of a conditional write that lost a race
-// to an older (or equal) token: each retry follows a real competing write,
-// and an older writer stops after one failed write of its own.
-const maxCASRetries = 8
-
 // Start begins writing one publish session of slot/role. token is the
 // session lease's fencing token (strictly larger for every newer grant).
 //
@@ -202,7 +194,6 @@ func (s *Segmenter) Start(ctx context.Context, stream Stream, tracks []media.Tra
 	w := &Writer{
 		seg: s, cfg: cfg, slot: slot, role: role, token: token, prefix: keys.RolePrefix(slot, role),
 		byID: map[int]int{}, video: -1,
-		pubETag: map[string]string{}, pubLast: map[string]string{},
 		log: s.log.With("component", "segment", "slot", string(slot), "role", string(role)),
 	}
 	tok := strconv.FormatUint(token, 10)
@@ -219,7 +210,7 @@ func (s *Segmenter) Start(ctx context.Context, stream Stream, tracks []media.Tra
 				return nil, fmt.Errorf("%w: a second %s track (%s)", ErrUnsupportedCodec, kindName(ti.rec.Kind), t.Name())
 			}
 		}
-		ti.rec.Init = ti.rec.Kind + "/" + tok + "/init.mp4"
+		ti.rec.Init = string(ti.rec.Kind) + "/" + tok + "/init.mp4"
 		w.byID[t.ID] = len(w.tracks)
 		if ti.video {
 			w.video = len(w.tracks)
@@ -236,70 +227,34 @@ func (s *Segmenter) Start(ctx context.Context, stream Stream, tracks []media.Tra
 		}
 		inits[i] = b
 	}
-	if err := w.claim(ctx); err != nil {
+	ms, err := manifest.Open(ctx, manifest.Config{
+		Slot: slot, Role: role, Token: token,
+		Timing: manifest.Timing{SegmentDuration: cfg.SegmentDuration, DVRWindow: cfg.DVRWindow},
+	}, manifest.Deps{Store: s.store, Logger: w.log, Now: s.now})
+	if err != nil {
 		return nil, err
 	}
-	w.shift = timelineEnd(w.st)
+	w.ms = ms
+	w.shift = ms.State().TimelineEnd()
 	for i, ti := range w.tracks {
 		if err := w.putNew(ctx, ti.rec.Init, inits[i], store.ClassInit, contentType(ti.rec.Kind)); err != nil {
 			return nil, err
 		}
 	}
-	for _, name := range []string{videoPlaylist, audioPlaylist, mpdName, multivariantName} {
-		info, err := s.store.Stat(ctx, w.prefix+name)
-		switch {
-		case errors.Is(err, store.ErrNotExist):
-		case err != nil:
-			return nil, fmt.Errorf("segment: stat %s: %w", name, err)
-		default:
-			w.pubETag[name] = info.ETag
-		}
-	}
-	w.log.Info("segment writer started", "tracks", len(w.tracks), "continues", len(w.st.Segments) > 0)
+	w.log.Info("segment writer started", "tracks", len(w.tracks), "continues", len(ms.State().Segments) > 0)
 	return w, nil
 }
 
-func kindName(k string) string {
-	if k == "v" {
+func kindName(k manifest.Kind) string {
+	if k == manifest.Video {
 		return "video"
 	}
 	return "audio"
 }
 
-func contentType(kind string) string {
-	if kind == "v" {
+func contentType(kind manifest.Kind) string {
+	if kind == manifest.Video {
 		return "video/mp4"
 	}
 	return "audio/mp4"
-}
-
-// claim makes this writer the owner of the state (read, check the token,
-// conditional write; retried when an older writer raced the write).
-func (w *Writer) claim(ctx context.Context) error {
-	key := w.prefix + stateName
-	for range maxCASRetries {
-		cur, etag, err := loadState(ctx, w.seg.store, key)
-		if err != nil {
-			return err
-		}
-		if cur != nil && cur.Token >= w.token {
-			return fmt.Errorf("%w: state carries token %d ≥ %d", ErrFenced, cur.Token, w.token)
-		}
-		ns := &state{Format: stateFormat}
-		if cur != nil {
-			ns = cur.clone()
-		}
-		ns.Token = w.token
-		ns.Ended = false
-		ns.PeakBandwidth, ns.AvgBandwidth = 0, 0
-		err = w.putState(ctx, ns, etag)
-		if errors.Is(err, store.ErrPrecondition) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		return nil
-	}
-	return fmt.Errorf("segment: claim state: %w after %d attempts", store.ErrPrecondition, maxCASRetries)
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/liveingest/liveingest/edge/media"
 	"github.com/liveingest/liveingest/origin/keys"
-	"github.com/liveingest/liveingest/origin/lifecycle"
+	"github.com/liveingest/liveingest/origin/manifest"
 	"github.com/liveingest/liveingest/origin/store"
 )
 
@@ -33,10 +33,7 @@ type Writer struct {
 	pending [][]pendingAU
 	lastDTS []time.Duration
 
-	st      *state
-	stETag  string
-	pubETag map[string]string // ETag of each public manifest as last written or read
-	pubLast map[string]string // content last written, to skip unchanged writes
+	ms *manifest.Stream // the stream's state and public manifests
 
 	started    bool          // origin is set
 	origin     time.Duration // input DTS of the session's first segment start
@@ -102,7 +99,7 @@ func (w *Writer) Write(ctx context.Context, au media.AccessUnit) error {
 	switch {
 	case w.closed:
 		return ErrClosed
-	case w.fenced:
+	case w.fenced || w.ms.Fenced():
 		return ErrFenced
 	case w.gopErr != nil:
 		return w.gopErr
@@ -226,7 +223,7 @@ func (w *Writer) Close(ctx context.Context) error {
 		return ErrClosed
 	}
 	w.closed = true
-	if w.fenced {
+	if w.fenced || w.ms.Fenced() {
 		return ErrFenced
 	}
 	if err := w.flushCuts(ctx, true); err != nil {
@@ -237,9 +234,9 @@ func (w *Writer) Close(ctx context.Context) error {
 			return err
 		}
 	}
-	ns := w.st.clone()
+	ns := w.ms.State().Clone()
 	ns.Ended = true
-	if err := w.commit(ctx, ns); err != nil {
+	if err := w.ms.Commit(ctx, ns); err != nil {
 		return err
 	}
 	w.log.Info("segment writer closed", "segments", w.Stats().Segments)
@@ -260,9 +257,9 @@ func (w *Writer) anyPending() bool {
 // segment per track, stores them, then commits the state and manifests.
 // haveCut false flushes everything (Close).
 func (w *Writer) cut(ctx context.Context, start, cutAt time.Duration, haveCut bool) error {
-	seq := w.st.NextSeq
+	seq := w.ms.State().NextSeq
 	tok := strconv.FormatUint(w.token, 10)
-	rec := segRec{Seq: seq, PDT: w.wallAnchor.Add(start - w.origin)}
+	rec := manifest.Segment{Seq: seq, PDT: w.wallAnchor.Add(start - w.origin)}
 	var written []string
 	var segBytes int
 	var segDur time.Duration
@@ -280,7 +277,7 @@ func (w *Writer) cut(ctx context.Context, start, cutAt time.Duration, haveCut bo
 			take = w.pending[i][:n]
 			w.pending[i] = append([]pendingAU(nil), w.pending[i][n:]...)
 		}
-		st := segTrack{Kind: ti.rec.Kind}
+		st := manifest.SegmentTrack{Kind: ti.rec.Kind}
 		if len(take) > 0 {
 			var next uint64
 			haveNext := false
@@ -293,7 +290,7 @@ func (w *Writer) cut(ctx context.Context, start, cutAt time.Duration, haveCut bo
 			if err != nil {
 				return err
 			}
-			uri := ti.rec.Kind + "/" + tok + "/" + strconv.FormatUint(seq, 10) + ".m4s"
+			uri := string(ti.rec.Kind) + "/" + tok + "/" + strconv.FormatUint(seq, 10) + ".m4s"
 			if err := w.putNew(ctx, uri, body, store.ClassSegment, contentType(ti.rec.Kind)); err != nil {
 				return err
 			}
@@ -305,16 +302,16 @@ func (w *Writer) cut(ctx context.Context, start, cutAt time.Duration, haveCut bo
 		rec.Tracks = append(rec.Tracks, st)
 	}
 
-	ns := w.st.clone()
+	ns := w.ms.State().Clone()
 	if w.periodID == "" {
 		w.periodID = "p" + tok
-		ns.Periods = append(ns.Periods, w.newPeriod(ns, rec))
+		ns.Periods = append(ns.Periods, ns.OpenPeriod(w.periodID, w.token, w.trackRecs(), rec))
 		rec.Disc = len(ns.Segments) > 0 || seq > 0
 	}
 	rec.Period = w.periodID
 	ns.Segments = append(ns.Segments, rec)
 	ns.NextSeq = seq + 1
-	slide(ns, w.cfg.DVRWindow)
+	ns.Slide(w.cfg.DVRWindow)
 
 	bps := 0
 	if segDur > 0 {
@@ -329,7 +326,7 @@ func (w *Writer) cut(ctx context.Context, start, cutAt time.Duration, haveCut bo
 	ns.PeakBandwidth = max(ns.PeakBandwidth, bps)
 	ns.AvgBandwidth = avg
 
-	if err := w.commit(ctx, ns); err != nil {
+	if err := w.ms.Commit(ctx, ns); err != nil {
 		if errors.Is(err, ErrFenced) {
 			// Nobody references these; removing them early is a courtesy
 			// (the expiry would take them anyway).
@@ -348,74 +345,13 @@ func (w *Writer) cut(ctx context.Context, start, cutAt time.Duration, haveCut bo
 	return nil
 }
 
-// timelineEnd is where the stream's media timeline ends: the latest end
-// of any track's last segment, rounded up to a millisecond.
-func timelineEnd(s *state) time.Duration {
-	var end time.Duration
-	for _, seg := range s.Segments {
-		p := s.periodByID(seg.Period)
-		for j, tr := range seg.Tracks {
-			if p != nil && j < len(p.Tracks) && tr.D > 0 {
-				ts := uint64(p.Tracks[j].TimeScale)
-				ms := ((tr.T+tr.D)*1000 + ts - 1) / ts
-				end = max(end, time.Duration(ms)*time.Millisecond)
-			}
-		}
-	}
-	return end
-}
-
-// newPeriod places this session's DASH period: at its wall-clock offset
-// from availabilityStartTime, but never before the previous period ends
-// (ISO 23009-1 5.3.2.1: periods are ordered and do not overlap).
-func (w *Writer) newPeriod(ns *state, first segRec) period {
-	if ns.AvailabilityStart.IsZero() {
-		ns.AvailabilityStart = first.PDT
-	}
-	start := max(first.PDT.Sub(ns.AvailabilityStart), periodsEnd(ns), 0)
-	p := period{ID: w.periodID, Token: w.token, Start: start}
+// trackRecs are the session's tracks as the manifests describe them.
+func (w *Writer) trackRecs() []manifest.Track {
+	out := make([]manifest.Track, len(w.tracks))
 	for i, ti := range w.tracks {
-		tr := ti.rec
-		tr.PTO = first.Tracks[i].T
-		p.Tracks = append(p.Tracks, tr)
+		out[i] = ti.rec
 	}
-	return p
-}
-
-// slide drops the oldest segments while the rest still cover the DVR
-// window (RFC 8216 6.2.2), counting removed discontinuities into
-// EXT-X-DISCONTINUITY-SEQUENCE, and drops periods left without segments.
-func slide(s *state, window time.Duration) {
-	total := time.Duration(0)
-	durs := make([]time.Duration, len(s.Segments))
-	for i, seg := range s.Segments {
-		p := s.periodByID(seg.Period)
-		for j, tr := range seg.Tracks {
-			if p != nil && j < len(p.Tracks) && tr.D > 0 {
-				durs[i] = max(durs[i], time.Duration(tr.D*uint64(time.Second)/uint64(p.Tracks[j].TimeScale)))
-			}
-		}
-		total += durs[i]
-	}
-	drop := 0
-	for drop < len(s.Segments)-1 && total-durs[drop] >= window {
-		total -= durs[drop]
-		if s.Segments[drop].Disc {
-			s.DiscSeq++
-		}
-		drop++
-	}
-	s.Segments = append([]segRec(nil), s.Segments[drop:]...)
-	keep := s.Periods[:0:0]
-	for _, p := range s.Periods {
-		for _, seg := range s.Segments {
-			if seg.Period == p.ID {
-				keep = append(keep, p)
-				break
-			}
-		}
-	}
-	s.Periods = keep
+	return out
 }
 
 // putNew creates an object that must not exist yet. A collision means
@@ -432,120 +368,4 @@ func (w *Writer) putNew(ctx context.Context, rel string, body []byte, class stor
 		return fmt.Errorf("segment: put %s: %w", rel, err)
 	}
 	return nil
-}
-
-// putState writes ns conditionally on etag ("" = must not exist) and
-// adopts it on success. It returns store.ErrPrecondition wrapped on a lost
-// race.
-func (w *Writer) putState(ctx context.Context, ns *state, etag string) error {
-	body, err := ns.marshal()
-	if err != nil {
-		return err
-	}
-	m := store.Meta{ContentType: "application/vnd.apple.mpegurl", Class: lifecycle.ClassOf(stateName), Size: int64(len(body))}
-	if etag == "" {
-		m.IfNoneMatch = "*"
-	} else {
-		m.IfMatch = etag
-	}
-	info, err := w.seg.store.Put(ctx, w.prefix+stateName, bytes.NewReader(body), m)
-	if err != nil {
-		return fmt.Errorf("segment: put state: %w", err)
-	}
-	w.st, w.stETag = ns, info.ETag
-	return nil
-}
-
-// fencedBy re-reads the state after a failed condition and reports whether
-// a newer writer owns it (and marks this writer fenced), returning the
-// state's current ETag otherwise.
-func (w *Writer) fencedBy(ctx context.Context) (bool, string, error) {
-	cur, etag, err := loadState(ctx, w.seg.store, w.prefix+stateName)
-	if err != nil {
-		return false, "", err
-	}
-	if cur != nil && cur.Token > w.token {
-		w.fenced = true
-		w.log.Warn("segment writer fenced by a newer writer")
-		return true, "", nil
-	}
-	return false, etag, nil
-}
-
-// commit makes ns the stream's state, then writes the public manifests
-// rendered from it: media playlists, the MPD, then the multivariant
-// playlist that references the media playlists.
-func (w *Writer) commit(ctx context.Context, ns *state) error {
-	etag := w.stETag
-	for attempt := 0; ; attempt++ {
-		err := w.putState(ctx, ns, etag)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, store.ErrPrecondition) || attempt >= maxCASRetries {
-			return err
-		}
-		fenced, cur, rerr := w.fencedBy(ctx)
-		if rerr != nil {
-			return rerr
-		}
-		if fenced {
-			return ErrFenced
-		}
-		etag = cur // an older writer raced us once; ours supersedes it
-	}
-	cfg := w.cfg
-	docs := []struct{ name, body, ctype string }{
-		{videoPlaylist, mediaPlaylist(ns, "v"), "application/vnd.apple.mpegurl"},
-		{audioPlaylist, mediaPlaylist(ns, "a"), "application/vnd.apple.mpegurl"},
-		{mpdName, mpdDoc(ns, cfg.SegmentDuration, cfg.DVRWindow, w.seg.now()), "application/dash+xml"},
-		{multivariantName, multivariantPlaylist(ns), "application/vnd.apple.mpegurl"},
-	}
-	for _, d := range docs {
-		if d.body == "" || d.body == w.pubLast[d.name] {
-			continue
-		}
-		if err := w.putManifest(ctx, d.name, d.body, d.ctype); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// putManifest replaces a public manifest conditionally on the ETag this
-// writer last wrote or read; on a lost race it checks the state's token
-// and either stops (fenced) or retries on the current version.
-func (w *Writer) putManifest(ctx context.Context, name, body, ctype string) error {
-	for attempt := 0; ; attempt++ {
-		m := store.Meta{ContentType: ctype, Class: lifecycle.ClassOf(name), Size: int64(len(body)), CacheControl: ""}
-		if et := w.pubETag[name]; et == "" {
-			m.IfNoneMatch = "*"
-		} else {
-			m.IfMatch = et
-		}
-		info, err := w.seg.store.Put(ctx, w.prefix+name, bytes.NewReader([]byte(body)), m)
-		if err == nil {
-			w.pubETag[name], w.pubLast[name] = info.ETag, body
-			return nil
-		}
-		if !errors.Is(err, store.ErrPrecondition) || attempt >= maxCASRetries {
-			return fmt.Errorf("segment: put %s: %w", name, err)
-		}
-		fenced, _, rerr := w.fencedBy(ctx)
-		if rerr != nil {
-			return rerr
-		}
-		if fenced {
-			return ErrFenced
-		}
-		st, err := w.seg.store.Stat(ctx, w.prefix+name)
-		switch {
-		case errors.Is(err, store.ErrNotExist):
-			w.pubETag[name] = ""
-		case err != nil:
-			return fmt.Errorf("segment: stat %s: %w", name, err)
-		default:
-			w.pubETag[name] = st.ETag
-		}
-	}
 }

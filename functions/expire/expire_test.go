@@ -260,3 +260,33 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 func latest(ts ...time.Time) time.Time {
 	return slices.MaxFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
 }
+
+// TestSweepKeepsStreamState: the stream state (and the tombstone at its
+// legacy name) lives as long as the stream has segments, however old its
+// own write, and goes in the pass that removes the last files.
+func TestSweepKeepsStreamState(t *testing.T) {
+	backends(t, func(t *testing.T, st store.Store) {
+		const expiry = 300 * time.Second
+		clk := &clock{}
+		sw, err := expire.New(expire.Config{}, expire.Deps{Slots: fakeSlots{slot("cam", 300)}, Store: st, Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := latest(put(t, st, "cam", keys.Primary, string(keys.StreamStateName)),
+			put(t, st, "cam", keys.Primary, string(keys.LegacyStreamStateName)))
+		time.Sleep(gap)
+		seg := latest(put(t, st, "cam", keys.Primary, "v/1/0.m4s"), put(t, st, "cam", keys.Primary, "index.m3u8"))
+
+		clk.Set(old.Add(expiry))
+		if n, err := sw.Sweep(t.Context()); err != nil || n != 0 {
+			t.Fatalf("Sweep with a live segment = %d, %v; want the old state kept", n, err)
+		}
+		clk.Set(seg.Add(expiry))
+		if n, err := sw.Sweep(t.Context()); err != nil || n != 4 {
+			t.Fatalf("Sweep after the last segment = %d, %v; want 4 (segment, manifest, state, tombstone)", n, err)
+		}
+		if left := listAll(t, st); len(left) != 0 {
+			t.Fatalf("left after the last files went: %q", left)
+		}
+	})
+}

@@ -220,3 +220,31 @@ func TestValidateCoordName(t *testing.T) {
 		}
 	}
 }
+
+func TestStreamStateKeys(t *testing.T) {
+	if got, want := StreamState("cam", Primary), "live/cam/primary/_state.json"; got != want {
+		t.Errorf("StreamState = %q, want %q", got, want)
+	}
+	if got, want := LegacyStreamState("cam", Backup), "live/cam/backup/state.m3u8"; got != want {
+		t.Errorf("LegacyStreamState = %q, want %q", got, want)
+	}
+	for _, c := range []struct {
+		rel  RelPath
+		want bool
+	}{
+		{StreamStateName, true},
+		{LegacyStreamStateName, true},
+		{"_anything/else.bin", true},
+		{"index.m3u8", false},
+		{"v/7/state.m3u8", false}, // only the root name is the legacy state
+		{"v/_7/1.m4s", false},     // the namespace is the first segment only
+		{"v/7/init.mp4", false},
+	} {
+		if got := Internal(c.rel); got != c.want {
+			t.Errorf("Internal(%q) = %v, want %v", c.rel, got, c.want)
+		}
+	}
+	if _, err := ParseRelPath(string(StreamStateName)); err != nil {
+		t.Errorf("the state name must be a valid RelPath: %v", err)
+	}
+}

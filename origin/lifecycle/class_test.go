@@ -23,6 +23,9 @@ func TestClassOf(t *testing.T) {
 		{"live/a/primary/m3u8.ts", store.ClassSegment},
 		{"live/a/primary/initial/seg1.ts", store.ClassSegment}, // only the file name counts
 		{"live/a/primary/mpd", store.ClassSegment},
+		{"live/a/primary/_state.json", store.ClassState},
+		{"live/a/primary/state.m3u8", store.ClassManifest}, // the legacy name: kept like a manifest
+		{"live/a/primary/other.json", store.ClassSegment},
 	} {
 		if got := ClassOf(c.key); got != c.want {
 			t.Errorf("ClassOf(%q) = %q, want %q", c.key, got, c.want)

@@ -19,16 +19,19 @@ func Due(modified time.Time, fileExpiry time.Duration, now time.Time) bool {
 // delete now, in listing order:
 //
 //   - a segment (ClassOf the key) when now ≥ Modified + fileExpiry;
-//   - a manifest or init file (the exempt patterns *.m3u8, *.mpd, *.init,
-//     init*) only when no segment of the slot survives this plan and the
-//     file is itself due, measured from its own Modified, i.e. its last
-//     overwrite.
+//   - a manifest, init file or stream state (the exempt patterns *.m3u8,
+//     *.mpd, *.init, init*, and keys.StreamStateName) only when no segment
+//     of the slot survives this plan and the file is itself due, measured
+//     from its own Modified, i.e. its last overwrite.
 //
 // The exempt rule is decided per slot, not per role, because the Live Push
 // guide speaks of "the only files left for a slot": while the backup still
 // has segments, the primary's manifests stay too, so a failover back to the
 // primary finds its init file. A live manifest is rewritten with every
-// segment, so it only ages once its stream has stopped.
+// segment, so it only ages once its stream has stopped; the stream state is
+// rewritten with every segment too, so it goes in the same pass as the
+// manifests, and a stream that reconnects while any segment is left finds
+// its sequence numbers.
 //
 // Plan is pure: no store access, no clock; fileExpiry <= 0 expires nothing
 // (a slot without a valid expiry must not lose its media).

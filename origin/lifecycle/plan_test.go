@@ -43,6 +43,21 @@ func TestPlan(t *testing.T) {
 			obj(p+"init.mp4", age(time.Hour)),
 			obj(p+"manifest.mpd", age(time.Hour)),
 		}, []string{p + "index.m3u8", p + "init.mp4", p + "manifest.mpd"}},
+		{"stream state kept while segments exist", []store.Info{
+			obj(p+"_state.json", age(time.Hour)),
+			obj(p+"seg1.m4s", age(time.Hour)),
+			obj(p+"seg2.m4s", age(time.Second)),
+		}, []string{p + "seg1.m4s"}},
+		{"stream state goes with the last segments and manifests", []store.Info{
+			obj(p+"_state.json", age(time.Hour)),
+			obj(p+"index.m3u8", age(time.Hour)),
+			obj(p+"seg1.m4s", age(time.Hour)),
+			obj(p+"state.m3u8", age(2*time.Hour)), // the legacy name, left by a migration
+		}, []string{p + "_state.json", p + "index.m3u8", p + "seg1.m4s", p + "state.m3u8"}},
+		{"young stream state kept when alone", []store.Info{
+			obj(p+"_state.json", age(10*time.Second)),
+			obj(p+"index.m3u8", age(time.Hour)),
+		}, []string{p + "index.m3u8"}},
 		{"exempt files go in the same pass as the last segments", []store.Info{
 			obj(p+"a.m3u8", age(time.Hour)),
 			obj(p+"seg1.ts", age(time.Hour)),

@@ -85,6 +85,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, "invalid path")
 		return
 	}
+	if !publicName(rel) {
+		s.notFound(w) // an internal object: as if there were none (public.go)
+		return
+	}
 	slot, err := s.slots.Lookup(r.Context(), id)
 	switch {
 	case errors.Is(err, slots.ErrNotFound):
@@ -182,6 +186,10 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, key string)
 			return true
 		}
 		defer body.Close()
+		if !publicClass(info.Class) {
+			s.notFound(w)
+			return true
+		}
 		setValidators(w, info)
 		w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
 		w.WriteHeader(http.StatusOK)
@@ -192,6 +200,10 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, key string)
 	info, err := s.store.Stat(ctx, key)
 	if err != nil {
 		s.storeError(w, r, err, "stat", key)
+		return true
+	}
+	if !publicClass(info.Class) {
+		s.notFound(w)
 		return true
 	}
 	setValidators(w, info)

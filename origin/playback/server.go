@@ -3,7 +3,9 @@
 // headers a CDN and an HLS/DASH player need — content types by extension,
 // CORS, single byte ranges, Cache-Control by object class, ETag and
 // Last-Modified with conditional requests — after the slot's viewer IP
-// lists allowed the client.
+// lists allowed the client. Only media is served — segments, init files
+// and manifests, by name and by stored class; the stream state and any
+// other internal object answer 404 like a missing one (public.go).
 //
 // Every request costs one store request on the common paths (Get for a
 // whole-object GET, Stat for HEAD and conditional hits) and two for a byte

@@ -63,19 +63,22 @@ type Store interface {
 // Class says how an object is treated by expiry and caching (R-EXPIRE-1).
 type Class string
 
-// The object classes. Segments expire by time; manifests and init files are
-// kept as long as the stream has segments.
+// The object classes. Segments expire by time; manifests, init files and
+// stream state are kept as long as the stream has segments. Only segments,
+// init files and manifests are ever served to viewers; state is internal
+// (origin/manifest's record of a stream: sequence numbers, fencing token).
 const (
 	ClassSegment  Class = "segment"
 	ClassManifest Class = "manifest"
 	ClassInit     Class = "init"
 	ClassConfig   Class = "config"
+	ClassState    Class = "state"
 )
 
 // Valid reports whether c is one of the defined classes.
 func (c Class) Valid() bool {
 	switch c {
-	case ClassSegment, ClassManifest, ClassInit, ClassConfig:
+	case ClassSegment, ClassManifest, ClassInit, ClassConfig, ClassState:
 		return true
 	}
 	return false

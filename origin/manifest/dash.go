@@ -1,4 +1,4 @@
-package segment
+package manifest
 
 import (
 	"fmt"
@@ -6,8 +6,15 @@ import (
 	"time"
 )
 
-// mpdName is the slot's DASH playback URL.
-const mpdName = "manifest.mpd"
+// MPDName is the slot's DASH playback URL under the role prefix.
+const MPDName = "manifest.mpd"
+
+// Timing is a stream's segment duration and DVR window, which the MPD
+// announces and the window is cut to.
+type Timing struct {
+	SegmentDuration time.Duration
+	DVRWindow       time.Duration
+}
 
 // fmtDur is an xs:duration in seconds with millisecond precision.
 func fmtDur(d time.Duration) string {
@@ -17,21 +24,23 @@ func fmtDur(d time.Duration) string {
 
 func fmtDateTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
-// mpdDoc renders the DASH MPD (ISO 23009-1) from the same CMAF files as the
-// HLS playlists: one Period per publish session (5.3.2; a reconnect is a new
-// Period, the DASH form of EXT-X-DISCONTINUITY), one AdaptationSet per
-// track, SegmentTemplate with $Number$ and a SegmentTimeline (5.3.9.4,
+// MPD renders the DASH MPD (ISO/IEC 23009-1) from the same CMAF files as
+// the HLS playlists: one Period per publish session (5.3.2; a reconnect is
+// a new Period, the DASH form of EXT-X-DISCONTINUITY), one AdaptationSet
+// per track, SegmentTemplate with $Number$ and a SegmentTimeline (5.3.9.4,
 // 5.3.9.6) whose times are the segments' baseMediaDecodeTime.
 //
 // While live the MPD is dynamic (5.4): availabilityStartTime anchors the
-// timeline, minimumUpdatePeriod is the segment duration, and
-// timeShiftBufferDepth is the DVR window. Once the writer closed it becomes
-// static with a mediaPresentationDuration, so a player can play it whole.
-func mpdDoc(s *state, segDur, dvr time.Duration, publish time.Time) string {
+// timeline, minimumUpdatePeriod is the segment duration,
+// timeShiftBufferDepth is the DVR window, and publishTime is publish. Once
+// the stream ended it is static with a mediaPresentationDuration, so a
+// player can play it whole.
+func MPD(s *State, t Timing, publish time.Time) string {
+	segDur, dvr := t.SegmentDuration, t.DVRWindow
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
 	b.WriteString(`<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"`)
-	end := periodsEnd(s)
+	end := s.PeriodsEnd()
 	if s.Ended {
 		fmt.Fprintf(&b, ` type="static" mediaPresentationDuration="%s"`, fmtDur(end))
 	} else {
@@ -41,7 +50,7 @@ func mpdDoc(s *state, segDur, dvr time.Duration, publish time.Time) string {
 	fmt.Fprintf(&b, ` minBufferTime="%s">`+"\n", fmtDur(2*segDur))
 	for pi := range s.Periods {
 		p := &s.Periods[pi]
-		var segs []*segRec
+		var segs []*Segment
 		for i := range s.Segments {
 			if s.Segments[i].Period == p.ID {
 				segs = append(segs, &s.Segments[i])
@@ -60,12 +69,16 @@ func mpdDoc(s *state, segDur, dvr time.Duration, publish time.Time) string {
 	return b.String()
 }
 
-func writeAdaptationSet(b *strings.Builder, p *period, ti int, t trackRec, segs []*segRec, s *state) {
+func writeAdaptationSet(b *strings.Builder, p *Period, ti int, t Track, segs []*Segment, s *State) {
 	contentType, mime := "video", "video/mp4"
-	if t.Kind == "a" {
+	if t.Kind == Audio {
 		contentType, mime = "audio", "audio/mp4"
 	}
-	fmt.Fprintf(b, "    <AdaptationSet id=\"%d\" contentType=%q mimeType=%q segmentAlignment=\"true\" startWithSAP=\"1\">\n", ti+1, contentType, mime)
+	lang := ""
+	if languageTag(t.Language) {
+		lang = fmt.Sprintf(" lang=%q", t.Language) // 5.3.3.2 AdaptationSet@lang
+	}
+	fmt.Fprintf(b, "    <AdaptationSet id=\"%d\" contentType=%q%s mimeType=%q segmentAlignment=\"true\" startWithSAP=\"1\">\n", ti+1, contentType, lang, mime)
 	media := strings.TrimSuffix(t.Init, "init.mp4") + "$Number$.m4s"
 	fmt.Fprintf(b, "      <SegmentTemplate timescale=\"%d\" presentationTimeOffset=\"%d\" initialization=%q media=%q startNumber=\"%d\">\n",
 		t.TimeScale, t.PTO, t.Init, media, segs[0].Seq)
@@ -93,14 +106,15 @@ func writeAdaptationSet(b *strings.Builder, p *period, ti int, t trackRec, segs 
 	b.WriteString("        </SegmentTimeline>\n      </SegmentTemplate>\n")
 	bw := s.PeakBandwidth
 	if bw == 0 {
-		bw = defaultBandwidth
+		bw = DefaultBandwidth
 	}
-	if t.Kind == "v" {
+	if t.Kind == Video {
 		fmt.Fprintf(b, "      <Representation id=\"%s%s\" codecs=%q bandwidth=\"%d\" width=\"%d\" height=\"%d\"/>\n",
 			p.ID, t.Kind, t.Codec, trackBandwidth(s, p.ID, ti, bw), t.Width, t.Height)
 	} else {
 		fmt.Fprintf(b, "      <Representation id=\"%s%s\" codecs=%q bandwidth=\"%d\" audioSamplingRate=\"%d\">\n",
 			p.ID, t.Kind, t.Codec, trackBandwidth(s, p.ID, ti, 128_000), t.SampleRate)
+		// The channel count, in the scheme the URN names.
 		fmt.Fprintf(b, "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"%d\"/>\n", t.Channels)
 		b.WriteString("      </Representation>\n")
 	}
@@ -109,13 +123,13 @@ func writeAdaptationSet(b *strings.Builder, p *period, ti int, t trackRec, segs 
 
 // trackBandwidth is the peak per-segment bitrate of one track of a period
 // in the window (5.3.5.2 @bandwidth), or def before any was measured.
-func trackBandwidth(s *state, periodID string, ti int, def int) int {
+func trackBandwidth(s *State, periodID string, ti int, def int) int {
 	peak := 0
 	for _, seg := range s.Segments {
 		if seg.Period != periodID || ti >= len(seg.Tracks) {
 			continue
 		}
-		p := s.periodByID(periodID)
+		p := s.PeriodByID(periodID)
 		st := seg.Tracks[ti]
 		if st.D == 0 {
 			continue
@@ -126,32 +140,4 @@ func trackBandwidth(s *state, periodID string, ti int, def int) int {
 		return def
 	}
 	return peak
-}
-
-// periodsEnd is the end of the last period on the MPD timeline: its start
-// plus the duration of its segments (the longest track).
-func periodsEnd(s *state) time.Duration {
-	if len(s.Periods) == 0 {
-		return 0
-	}
-	p := s.Periods[len(s.Periods)-1]
-	return p.Start + periodDuration(s, &p)
-}
-
-// periodDuration is the media time a period covers, from its PTO to the end
-// of its last segment in the window, in the longest track.
-func periodDuration(s *state, p *period) time.Duration {
-	var d time.Duration
-	for ti, t := range p.Tracks {
-		var end uint64
-		for _, seg := range s.Segments {
-			if seg.Period == p.ID && ti < len(seg.Tracks) {
-				end = seg.Tracks[ti].T + seg.Tracks[ti].D
-			}
-		}
-		if end > t.PTO {
-			d = max(d, time.Duration((end-t.PTO)*uint64(time.Millisecond)*1000/uint64(t.TimeScale)))
-		}
-	}
-	return d
 }
