@@ -9,7 +9,7 @@ FUZZTIME      ?= 30s
 TEST_TIMEOUT  ?= 30m
 export PATH   := $(GOBIN):$(PATH)
 
-.PHONY: run build test deps vet unit fuzz bench bench-srt bench-deps
+.PHONY: run build test deps vet unit fuzz bench bench-srt bench-s3 bench-deps
 
 ## run: start `liveingest dev` (everything in one process, no other service needed)
 run:
@@ -95,6 +95,17 @@ bench: bench-deps
 	$(BENCH_GEN) bin/liveingest-bench --target liveingest --binary bin/liveingest --cpus $(BENCH_CPU) \
 		--n $(BENCH_N) --compare nginx --duration $(BENCH_DURATION) $(BENCH_FLAGS) \
 		--json bin/bench-report.json --doc docs/performance.md
+
+## bench-s3: the RTMP load benchmark with the edge writing to a MinIO over S3 (started with Redis and an origin by the
+## tool; MinIO from make deps), each N also into dev's disk store (--compare disk) for the S3/disk ratios; the same
+## BENCH_N, duration and flags; updates the S3 section of docs/performance.md and bin/bench-s3-report.json.
+bench-s3:
+	@$(MAKE) --no-print-directory bench-deps BENCH_PACKAGES=ffmpeg
+	$(GO) build -o bin/liveingest ./cmd/liveingest
+	$(GO) build -o bin/liveingest-bench ./cmd/liveingest-bench
+	$(BENCH_GEN) bin/liveingest-bench --store s3 --target liveingest --binary bin/liveingest --cpus $(BENCH_CPU) \
+		--n $(BENCH_N) --compare disk --duration $(BENCH_DURATION) $(BENCH_FLAGS) \
+		--json bin/bench-s3-report.json --doc docs/performance.md
 
 ## bench-srt: SRT load benchmark: the same N (BENCH_N), duration and flags (BENCH_FLAGS, default --find-max) with SRT
 ## callers into liveingest, each N also over RTMP into the same binary (--compare rtmp: nginx has no SRT) for the

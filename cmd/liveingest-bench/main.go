@@ -39,9 +39,14 @@ type Config struct {
 	// liveingest only). Default: rtmp.
 	Protocol string
 	// Compare runs the same N against a reference: "nginx" (nginx-rtmp,
-	// for RTMP), "rtmp" (for SRT: the same liveingest binary over RTMP) or
-	// "" (none). Default: "".
+	// for RTMP), "rtmp" (for SRT: the same liveingest binary over RTMP),
+	// "disk" (for --store s3: the same binary and protocol into dev's disk
+	// store) or "" (none). Default: "".
 	Compare string
+	// Store is where liveingest writes segments: disk (dev's embedded
+	// store) or s3 (the edge role into a MinIO started here, with Redis and
+	// an origin; target_s3.go). Default: disk.
+	Store string
 	// FindMax raises N through Steps until a run is not clean. Default: false.
 	FindMax bool
 	// Steps are the N of --find-max. Default: 8,16,32,64,96,128,160,192,256.
@@ -116,7 +121,8 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&c.Target, "target", "liveingest", "server under test: liveingest (started here), nginx (nginx-rtmp, started here) or url (--url, --pid)")
 	fs.Var((*intList)(&c.N), "n", "publisher counts, comma-separated")
 	fs.StringVar(&c.Protocol, "protocol", "rtmp", "publishers' protocol: rtmp, or srt (SRT callers sending MPEG-TS; --target liveingest only)")
-	fs.StringVar(&c.Compare, "compare", "", `run the same N against a reference: "nginx" (RTMP), or "rtmp" (with --protocol srt: the same liveingest over RTMP)`)
+	fs.StringVar(&c.Compare, "compare", "", `run the same N against a reference: "nginx" (RTMP), "rtmp" (with --protocol srt: the same liveingest over RTMP) or "disk" (with --store s3: the same liveingest into its disk store)`)
+	fs.StringVar(&c.Store, "store", "disk", "liveingest's store: disk (dev, embedded) or s3 (the edge role into a MinIO started here; --target liveingest only)")
 	fs.BoolVar(&c.FindMax, "find-max", false, "raise N through --steps until a run is not clean; report the highest clean N")
 	fs.Var((*intList)(&c.Steps), "steps", "N steps of --find-max")
 	fs.DurationVar(&c.Duration, "duration", 40*time.Second, "publishing time per run")
@@ -166,9 +172,21 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--target: want liveingest, nginx or url, got %q", c.Target)
 	}
 	switch c.Compare {
-	case "", "nginx", "rtmp":
+	case "", "nginx", "rtmp", "disk":
 	default:
-		return fmt.Errorf(`--compare: want "nginx", "rtmp" or nothing, got %q`, c.Compare)
+		return fmt.Errorf(`--compare: want "nginx", "rtmp", "disk" or nothing, got %q`, c.Compare)
+	}
+	switch c.Store {
+	case "disk":
+		if c.Compare == "disk" {
+			return errors.New("--compare disk: the disk reference of an S3 run; it needs --store s3")
+		}
+	case "s3":
+		if c.Target != "liveingest" {
+			return fmt.Errorf("--store s3: only --target liveingest has a store to choose, got --target %s", c.Target)
+		}
+	default:
+		return fmt.Errorf("--store: want disk or s3, got %q", c.Store)
 	}
 	switch c.Protocol {
 	case "rtmp":
@@ -241,10 +259,14 @@ func (c *Config) target(name string) Target {
 		// The RTMP reference of an SRT run: the same binary and slots,
 		// named apart from the SRT rows.
 		return &Liveingest{Protocol: "rtmp", Label: "liveingest-rtmp", Binary: c.Binary, CPUs: c.CPUs, WorkDir: c.WorkDir,
-			Keep: c.Keep, SegmentDuration: c.SegmentDuration, BitrateKbps: c.BitrateKbps}
+			Keep: c.Keep, SegmentDuration: c.SegmentDuration, BitrateKbps: c.BitrateKbps, Store: c.Store}
+	case "disk":
+		// The disk reference of an S3 run: the same binary and protocol.
+		return &Liveingest{Protocol: c.Protocol, Binary: c.Binary, CPUs: c.CPUs, WorkDir: c.WorkDir,
+			Keep: c.Keep, SegmentDuration: c.SegmentDuration, BitrateKbps: c.BitrateKbps, Store: "disk"}
 	default:
 		return &Liveingest{Protocol: c.Protocol, Binary: c.Binary, CPUs: c.CPUs, WorkDir: c.WorkDir,
-			Keep: c.Keep, SegmentDuration: c.SegmentDuration, BitrateKbps: c.BitrateKbps}
+			Keep: c.Keep, SegmentDuration: c.SegmentDuration, BitrateKbps: c.BitrateKbps, Store: c.Store}
 	}
 }
 
@@ -275,7 +297,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logf("sample %s: %dx%d, %.0f kb/s, %v loop, %d keyframes", path, s.Width, s.Height, s.Kbps(), s.Loop, s.Keyframes)
 	rep := &Report{
-		Generated: time.Now().UTC(), Protocol: c.Protocol, Command: commandLine(args), Source: gitSource(), Machine: ReadMachine(c.WorkDir), ServerCPU: c.CPUs,
+		Generated: time.Now().UTC(), Protocol: c.Protocol, Store: c.Store, Command: commandLine(args), Source: gitSource(), Machine: ReadMachine(c.WorkDir), ServerCPU: c.CPUs,
 		DurationS: c.Duration.Seconds(),
 		Sample: SampleInfo{Width: s.Width, Height: s.Height, FPS: c.Sample.FPS, GOPS: c.Sample.GOP.Seconds(),
 			LoopS: s.Loop.Seconds(), Kbps: s.Kbps(), Frames: len(s.Frames), VideoKbps: c.Sample.VideoKbps},

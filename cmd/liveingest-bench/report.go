@@ -151,6 +151,7 @@ type FindMax struct {
 type Report struct {
 	Generated time.Time   `json:"generated"`
 	Protocol  string      `json:"protocol,omitempty"` // of the main target's publishers: rtmp or srt
+	Store     string      `json:"store,omitempty"`    // liveingest's store: disk or s3
 	Command   string      `json:"command"`
 	Source    string      `json:"source,omitempty"` // git commit of the working tree
 	Machine   Machine     `json:"machine"`
@@ -305,21 +306,21 @@ func docMarkers(name string) (begin, end string) {
 }
 
 // DocSection is the name of the report's section in the doc: each
-// protocol has its own, so an SRT run never overwrites the RTMP numbers.
+// protocol and store has its own, so an SRT or S3 run never overwrites the
+// RTMP numbers on disk.
 func (r *Report) DocSection() string {
+	name := "bench"
 	if r.Protocol == "srt" {
-		return "bench-srt"
+		name += "-srt"
 	}
-	return "bench"
+	if r.Store == "s3" {
+		name += "-s3"
+	}
+	return name
 }
 
 // makeTarget is the make target that writes the report's section.
-func (r *Report) makeTarget() string {
-	if r.Protocol == "srt" {
-		return "make bench-srt"
-	}
-	return "make bench"
-}
+func (r *Report) makeTarget() string { return "make " + r.DocSection() }
 
 // Markdown is the generated results section.
 func (r *Report) Markdown() string {
@@ -369,9 +370,12 @@ func (r *Report) Markdown() string {
 	p("\n")
 	r.srtMarkdown(p)
 	if len(r.Ratios) > 0 {
-		if r.Protocol == "srt" {
+		switch {
+		case r.Store == "s3":
+			p("Ratios, %s / %s (the same edge and load, segments to MinIO over S3 against the disk store; 1.00× costs the same):\n\n", mainTarget(r), r.Reference)
+		case r.Protocol == "srt":
 			p("Ratios, %s / %s (the same server and load, SRT against RTMP; 1.00× costs the same):\n\n", mainTarget(r), r.Reference)
-		} else {
+		default:
 			p("Ratios, %s / %s (lower is better for us):\n\n", mainTarget(r), r.Reference)
 		}
 		for _, q := range r.Ratios {

@@ -112,6 +112,16 @@ func TestParseFlags(t *testing.T) {
 	if ref, ok := c.target(c.Compare).(*Liveingest); !ok || ref.Protocol != "rtmp" {
 		t.Errorf("--compare rtmp: %+v, want liveingest over RTMP", c.target(c.Compare))
 	}
+	c, err = ParseFlags([]string{"--store", "s3", "--compare", "disk"}, &sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.target(c.Target).Name() != "liveingest-s3" || c.target(c.Compare).Name() != "liveingest" {
+		t.Errorf("s3: targets %s and %s", c.target(c.Target).Name(), c.target(c.Compare).Name())
+	}
+	if (&Report{Store: "s3"}).DocSection() != "bench-s3" || (&Report{}).DocSection() != "bench" || (&Report{Protocol: "srt"}).DocSection() != "bench-srt" {
+		t.Error("doc sections: one per protocol and store, the RTMP-on-disk one still called bench")
+	}
 	if c, _ := ParseFlags(nil, &sb); c.target(c.Target).Name() != "liveingest" {
 		t.Error("the RTMP target is no longer called liveingest: the RTMP reports would change")
 	}
@@ -130,6 +140,9 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--protocol", "srt", "--target", "nginx"}, "--protocol srt"},
 		{[]string{"--protocol", "srt", "--target", "url", "--url", "rtmp://x/live", "--pid", "1"}, "--protocol srt"},
 		{[]string{"--compare", "rtmp"}, "needs --protocol srt"},
+		{[]string{"--compare", "disk"}, "needs --store s3"},
+		{[]string{"--store", "nfs"}, "--store"},
+		{[]string{"--store", "s3", "--target", "nginx"}, "--store s3"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {
 		if _, err := ParseFlags(tc.args, &sb); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -241,7 +241,7 @@ func measure(ctx context.Context, t Target, rt *Running, s *Sample, cfg RunConfi
 	var wg sync.WaitGroup
 	if rt.SegmentDirs != nil {
 		res.Watched = true
-		w := &Watcher{Dirs: rt.SegmentDirs, Interval: cfg.Poll}
+		w := &Watcher{Dirs: rt.SegmentDirs, Interval: cfg.Poll, Leaf: rt.SegmentLeaf}
 		wg.Go(func() { apps = w.Run(wctx) })
 	}
 	var win usageWindow

@@ -165,3 +165,80 @@ func TestExternalNeedsALivePID(t *testing.T) {
 		t.Error("a PID that does not exist: no error")
 	}
 }
+
+// TestSmokeS3 runs `make bench-s3` at toy scale: liveingest built from this
+// tree as an edge writing to a MinIO (with Redis and an origin, all started
+// by the tool), two RTMP publishers for five seconds, then the same two
+// into dev's disk store (--compare disk), the report and the doc's S3
+// section. It checks that segments were seen appearing in MinIO's data
+// directory, both runs were clean of failures and the ratio exists, never
+// how fast.
+func TestSmokeS3(t *testing.T) {
+	if os.Getenv(testenv.SkipEnv) == "1" {
+		t.Skip(testenv.SkipEnv + "=1")
+	}
+	if testing.Short() {
+		t.Skip("-short: builds liveingest and runs two 5 s benchmarks")
+	}
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed (make deps installs it)")
+	}
+	if _, err := minioBinary(); err != nil {
+		t.Skip(err)
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build liveingest with")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "liveingest")
+	if out, err := exec.CommandContext(t.Context(), goBin, "build", "-o", bin, "github.com/liveingest/liveingest/cmd/liveingest").CombinedOutput(); err != nil {
+		t.Fatalf("go build liveingest: %v\n%s", err, out)
+	}
+	doc := filepath.Join(dir, "performance.md")
+	report := filepath.Join(dir, "report.json")
+	testenv.VerifyNoLeaks(t)
+
+	var stdout strings.Builder
+	err = run(t.Context(), []string{"--store", "s3", "--compare", "disk", "--binary", bin,
+		"--n", "2", "--duration", "5s", "--warmup", "0s", "--idle", "1s", "--segment-duration", "1",
+		"--size", "160x96", "--fps", "10", "--video-kbps", "200", "--gop", "1s", "--sample-length", "3s",
+		"--cache-dir", dir, "--work-dir", dir, "--json", report, "--doc", doc}, &stdout, tlog{t})
+	t.Log("\n" + stdout.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Store != "s3" || rep.Reference != "liveingest" || len(rep.Runs) != 2 ||
+		rep.Runs[0].Target != "liveingest-s3" || rep.Runs[1].Target != "liveingest" {
+		t.Fatalf("report: store %q, reference %q, %d runs", rep.Store, rep.Reference, len(rep.Runs))
+	}
+	for _, r := range rep.Runs {
+		if r.Err != "" {
+			t.Fatalf("%s: %s", r.Target, r.Err)
+		}
+		if r.Failed != 0 {
+			t.Errorf("%s: publishers failed: %v", r.Target, r.Errors)
+		}
+		if r.Frames < 2*40 || !r.Watched || r.SegFound == 0 || r.SegMissing != 0 || r.WindowS <= 0 || r.RSSMiB <= 0 {
+			t.Errorf("%s: %d frames, segments found %d missing %d of %d, window %.1fs, RSS %.1f MiB",
+				r.Target, r.Frames, r.SegFound, r.SegMissing, r.SegExpected, r.WindowS, r.RSSMiB)
+		}
+	}
+	if len(rep.Ratios) != 1 || rep.Ratios[0].Latency == nil || rep.Ratios[0].CPURatio <= 0 {
+		t.Errorf("ratios %+v", rep.Ratios)
+	}
+	got, _ := os.ReadFile(doc)
+	sb, se := docMarkers("bench-s3")
+	if !strings.Contains(string(got), sb) || !strings.Contains(string(got), se) || !strings.Contains(string(got), "| liveingest-s3 | 2 |") ||
+		!strings.Contains(string(got), "make bench-s3") {
+		t.Errorf("doc:\n%s", got)
+	}
+}

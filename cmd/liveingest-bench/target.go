@@ -52,7 +52,10 @@ type Running struct {
 	URLs []*url.URL
 	// SegmentDirs are the v/ directories of each publisher's slot in the
 	// disk store; nil for targets without a store to watch.
-	SegmentDirs     []string
+	SegmentDirs []string
+	// SegmentLeaf, when set, is the file inside a segment's path whose
+	// appearance marks the segment visible (MinIO: its xl.meta).
+	SegmentLeaf     string
 	SegmentDuration time.Duration
 	// Log is where the server's own output went (kept after Stop).
 	Log string
@@ -172,18 +175,24 @@ type Liveingest struct {
 	Keep            bool   // keep the data directory after the run
 	SegmentDuration int    // slot segment_duration, seconds
 	BitrateKbps     int    // slot ingest_bitrate_kbps
+	// Store is where segments go: "disk" (dev's embedded store) or "s3"
+	// (the edge role writing to a MinIO, target_s3.go). Default: disk.
+	Store string
 }
 
 // Name implements Target.
 func (l *Liveingest) Name() string {
+	name := "liveingest"
 	switch {
 	case l.Label != "":
 		return l.Label
 	case l.Protocol == "srt":
-		return "liveingest-srt"
-	default:
-		return "liveingest"
+		name = "liveingest-srt"
 	}
+	if l.Store == "s3" {
+		name += "-s3"
+	}
+	return name
 }
 
 // Start implements Target.
@@ -194,9 +203,18 @@ func (l *Liveingest) Start(ctx context.Context, n int) (_ *Running, err error) {
 	}
 	defer func() {
 		if err != nil && !l.Keep {
+			// The server's log explains a failed start: keep it beside the
+			// work directory, as Stop does.
+			last := filepath.Join(l.WorkDir, l.Name()+"-bench-last.log")
+			if os.Rename(filepath.Join(dir, "liveingest.log"), last) == nil {
+				err = fmt.Errorf("%w (log kept: %s)", err, last)
+			}
 			os.RemoveAll(dir)
 		}
 	}()
+	if l.Store == "s3" {
+		return l.startS3(ctx, n, dir)
+	}
 	var ports [6]int
 	for i := range ports {
 		netw := "tcp"

@@ -27,6 +27,10 @@ type Watcher struct {
 	// Dirs are the v/ directories to watch, one per publisher.
 	Dirs     []string
 	Interval time.Duration
+	// Leaf, when set, is the file inside each segment's path that is
+	// stat'ed instead of the path itself: MinIO keeps an object as a
+	// directory holding xl.meta, renamed into place at the commit.
+	Leaf string
 }
 
 // Appearances are, per watched directory, the time each segment seq became
@@ -35,6 +39,7 @@ type Appearances [][]time.Time
 
 type watchedDir struct {
 	dir      string
+	leaf     string
 	tokens   []string // token directories found, oldest first
 	next     uint64   // next seq to look for
 	appeared []time.Time
@@ -49,7 +54,7 @@ const listEvery = time.Second
 func (w *Watcher) Run(ctx context.Context) Appearances {
 	ds := make([]*watchedDir, len(w.Dirs))
 	for i, d := range w.Dirs {
-		ds[i] = &watchedDir{dir: d}
+		ds[i] = &watchedDir{dir: d, leaf: w.Leaf}
 	}
 	t := time.NewTicker(w.Interval)
 	defer t.Stop()
@@ -82,7 +87,7 @@ func (d *watchedDir) poll(now time.Time) {
 	for {
 		found := false
 		for _, tok := range d.tokens {
-			fi, err := os.Stat(filepath.Join(d.dir, tok, strconv.FormatUint(d.next, 10)+".m4s"))
+			fi, err := os.Stat(filepath.Join(d.dir, tok, strconv.FormatUint(d.next, 10)+".m4s", d.leaf))
 			if err != nil {
 				continue
 			}
