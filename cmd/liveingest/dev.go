@@ -86,7 +86,7 @@ func (c *DevCmd) Validate() error {
 
 // Run starts dev mode and blocks until ctx ends.
 func (c *DevCmd) Run(ctx context.Context, e env) error {
-	logger := e.logger.With("role", "dev", "region", c.Region)
+	logger := e.logger.With("service", "dev", "region", c.Region)
 	st, err := disk.New(filepath.Join(c.Data, "store"))
 	if err != nil {
 		return fmt.Errorf("--data: %w", err)

@@ -196,7 +196,7 @@ type roleService struct {
 // error when either dependency is missing or unsuitable, so a broken
 // deployment never reports ready.
 func runRole(ctx context.Context, e env, role string, r *RoleFlags, build func(roleDeps) (roleService, error)) error {
-	logger := e.logger.With("role", role, "region", r.Region, "node", r.NodeID)
+	logger := e.logger.With("service", role, "region", r.Region, "node", r.NodeID)
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	st, err := s3.New(sctx, r.S3.config())

@@ -29,11 +29,14 @@ import (
 )
 
 // The builders below are shared by dev (all tiers in one process) and the
-// deployed roles (one tier each), so that both run the same wiring.
+// deployed roles (one tier each), so that both run the same wiring. Each
+// package names itself in its log lines ("component", or "proto" for a
+// protocol), so the logger passed here is the role's, with nothing added:
+// one key per fact, and no key twice on a line.
 
 // newRepo opens the slot repository on st.
 func newRepo(st store.Store, d slots.Deployment, logger *slog.Logger) (*slots.Repo, error) {
-	repo, err := slots.New(st, slots.Options{Deployment: d, Logger: logger.With("component", "slots")})
+	repo, err := slots.New(st, slots.Options{Deployment: d, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("slots: %w", err)
 	}
@@ -47,12 +50,12 @@ func newRepo(st store.Store, d slots.Deployment, logger *slog.Logger) (*slots.Re
 // api.DefaultAuthFailRate.
 func originMux(repo *slots.Repo, st store.Store, reg coord.Registry, authFails coord.Limiter, token secret.String, logger *slog.Logger, metrics prometheus.Registerer) (*http.ServeMux, error) {
 	a, err := api.New(api.Config{AdminToken: token}, api.Deps{
-		Slots: repo, Registry: reg, AuthLimiter: authFails, Logger: logger.With("component", "api"), Metrics: metrics,
+		Slots: repo, Registry: reg, AuthLimiter: authFails, Logger: logger, Metrics: metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	p, err := playback.New(playback.Config{}, playback.Deps{Slots: repo, Store: st, Logger: logger.With("component", "playback")})
+	p, err := playback.New(playback.Config{}, playback.Deps{Slots: repo, Store: st, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("playback: %w", err)
 	}
@@ -67,7 +70,7 @@ func originMux(repo *slots.Repo, st store.Store, reg coord.Registry, authFails c
 // push.DefaultAuthFailRate.
 func newPush(repo *slots.Repo, st store.Store, locker coord.Locker, authFails coord.Limiter, node string, role keys.Role, logger *slog.Logger, metrics prometheus.Registerer) (*push.Server, error) {
 	s, err := push.New(push.Config{EdgeID: node, Role: role}, push.Deps{
-		Slots: repo, Store: st, Locker: locker, AuthLimiter: authFails, Logger: logger.With("proto", "push"), Metrics: metrics,
+		Slots: repo, Store: st, Locker: locker, AuthLimiter: authFails, Logger: logger, Metrics: metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("push: %w", err)
@@ -78,7 +81,7 @@ func newPush(repo *slots.Repo, st store.Store, locker coord.Locker, authFails co
 // newSweeper is the expiry function (R-FN-2) run on an interval.
 func newSweeper(repo *slots.Repo, st store.Store, interval time.Duration, reg prometheus.Registerer, logger *slog.Logger) (*expire.Sweeper, error) {
 	s, err := expire.New(expire.Config{Interval: interval}, expire.Deps{
-		Slots: repo, Store: st, Logger: logger.With("function", "expire"), Registerer: reg,
+		Slots: repo, Store: st, Logger: logger, Registerer: reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("expire: %w", err)
@@ -132,7 +135,7 @@ func startIngest(d edgeDeps, a ingestAddrs) (*ingestServers, error) {
 	}
 	adm, err := admit.New(cfg, admit.Deps{
 		Slots: d.repo, Locker: d.locker, KeyLimiter: keyLim, AuthLimiter: authLim, Registry: d.registry,
-		Logger: d.logger.With("component", "admit"), Metrics: d.metrics,
+		Logger: d.logger, Metrics: d.metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("admit: %w", err)
@@ -144,7 +147,7 @@ func startIngest(d edgeDeps, a ingestAddrs) (*ingestServers, error) {
 	s := &ingestServers{}
 	if a.rtmp != "" || a.rtmps != "" {
 		rs, err := rtmp.New(rtmp.Config{Addr: a.rtmp, TLSAddr: a.rtmps, TLSConfig: a.tls, Role: d.role},
-			rtmp.Deps{Admitter: adm, Segmenter: seg, Logger: d.logger.With("proto", "rtmp"), Metrics: d.metrics})
+			rtmp.Deps{Admitter: adm, Segmenter: seg, Logger: d.logger, Metrics: d.metrics})
 		if err != nil {
 			return nil, fmt.Errorf("rtmp: %w", err)
 		}
@@ -155,7 +158,7 @@ func startIngest(d edgeDeps, a ingestAddrs) (*ingestServers, error) {
 	}
 	if a.srt != "" {
 		ss, err := srt.New(srt.Config{Addr: a.srt, Role: d.role},
-			srt.Deps{Admitter: adm, Segmenter: seg, Logger: d.logger.With("proto", "srt"), Metrics: d.metrics})
+			srt.Deps{Admitter: adm, Segmenter: seg, Logger: d.logger, Metrics: d.metrics})
 		if err == nil {
 			err = ss.Start()
 		}
@@ -171,7 +174,7 @@ func startIngest(d edgeDeps, a ingestAddrs) (*ingestServers, error) {
 			servers = append(servers, whip.ICEServer{URL: u})
 		}
 		ws, err := whip.New(whip.Config{UDPAddr: a.webrtc, PublicIPs: a.publicIPs, ICEServers: servers, Role: d.role},
-			whip.Deps{Admitter: adm, Segmenter: seg, Logger: d.logger.With("proto", "whip"), Metrics: d.metrics})
+			whip.Deps{Admitter: adm, Segmenter: seg, Logger: d.logger, Metrics: d.metrics})
 		if err == nil {
 			err = ws.Start()
 		}

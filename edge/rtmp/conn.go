@@ -84,7 +84,7 @@ func newConn(s *Server, nc net.Conn, protocol string) *conn {
 	}
 	return &conn{
 		s: s, nc: nc, protocol: protocol, remote: remote, ctx: ctx, cancel: cancel, started: time.Now(),
-		log: s.log.With("protocol", protocol, "remote", remote.String()),
+		log: s.log.With("proto", protocol, "remote", remote.String()),
 	}
 }
 
