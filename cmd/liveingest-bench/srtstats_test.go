@@ -45,7 +45,7 @@ func TestParseUDPDrops(t *testing.T) {
 // serverLog is edge/srt's JSON log as liveingest dev writes it.
 const serverLog = `{"time":"2026-11-21T09:25:06Z","level":"INFO","msg":"listening","proto":"srt","addr":"127.0.0.1:36001"}
 not json: a panic trace or a line of a library
-{"time":"2026-11-21T09:25:22Z","level":"INFO","msg":"srt connection closed","role":"dev","proto":"srt","role":"primary","reason":"publisher disconnected","duration":11024000000,"packets":3200,"lost":2,"retransmitted":2,"dropped":0,"rtt_ms":0.32,"ts_decode_errors":0,"ts_discontinuities":0}
+{"time":"2026-11-21T09:25:22Z","level":"INFO","msg":"srt connection closed","service":"dev","proto":"srt","role":"primary","reason":"publisher disconnected","duration":11024000000,"packets":3200,"lost":2,"retransmitted":2,"dropped":0,"rtt_ms":0.32,"ts_decode_errors":0,"ts_discontinuities":0}
 {"time":"2026-11-21T09:25:23Z","level":"WARN","msg":"srt connection closed","reason":"publisher disconnected: no data for 10s","packets":3100,"lost":40,"retransmitted":30,"dropped":10,"ts_decode_errors":3}
 {"time":"2026-11-21T09:25:24Z","level":"ERROR","msg":"segment write failed","err":"disk full"}
 {"time":"2026-11-21T09:25:25Z","level":"INFO","msg":"srt connection closed","reason":"publisher disconnected","packets":3200,"lost":0,"retransmitted":0,"dropped":0,"ts_decode_errors":0}

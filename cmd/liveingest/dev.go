@@ -41,14 +41,8 @@ type DevCmd struct {
 	HTTP string `name:"http" help:"HTTP address (API, UI, playback, /healthz, /readyz, /metrics)." default:":8080"`
 	// HTTPS is the HTTPS address: push, WHIP, API, UI, playback. Default: :8443.
 	HTTPS string `name:"https" help:"HTTPS address (push, WHIP, API, UI, playback)." default:":8443"`
-	// RTMP is the RTMP ingest address. Default: :1935.
-	RTMP string `name:"rtmp" help:"RTMP ingest address." default:":1935"`
-	// RTMPS is the RTMPS ingest address. Default: :1936.
-	RTMPS string `name:"rtmps" help:"RTMPS ingest address." default:":1936"`
-	// SRT is the SRT ingest address (UDP). Default: :9000.
-	SRT string `name:"srt" help:"SRT ingest address (UDP)." default:":9000"`
-	// WebRTCUDP is the one UDP port of all WebRTC sessions (ICE mux). Default: :8189.
-	WebRTCUDP string `name:"webrtc-udp" help:"UDP address for all WebRTC (WHIP) sessions." default:":8189"`
+	// The stream-key protocols' listen addresses (protocols.go).
+	DevIngestFlags `embed:""`
 	// PublicHost is the host name used in generated URLs. Default: localhost.
 	PublicHost string `help:"Host name used in generated ingest and playback URLs." default:"localhost"`
 	// Region is this node's region id. Default: local.
@@ -64,13 +58,13 @@ func (c *DevCmd) Validate() error {
 	if c.Data == "" {
 		return errors.New("--data: required")
 	}
-	for _, a := range []struct{ field, addr string }{
-		{"--http", c.HTTP}, {"--https", c.HTTPS}, {"--rtmp", c.RTMP}, {"--rtmps", c.RTMPS},
-		{"--srt", c.SRT}, {"--webrtc-udp", c.WebRTCUDP},
-	} {
+	for _, a := range []struct{ field, addr string }{{"--http", c.HTTP}, {"--https", c.HTTPS}} {
 		if err := checkAddr(a.field, a.addr); err != nil {
 			return err
 		}
+	}
+	if err := c.DevIngestFlags.validate(); err != nil {
+		return err
 	}
 	if !validHostname(c.PublicHost) {
 		return fmt.Errorf("--public-host: invalid host name %q", c.PublicHost)
@@ -86,7 +80,7 @@ func (c *DevCmd) Validate() error {
 
 // Run starts dev mode and blocks until ctx ends.
 func (c *DevCmd) Run(ctx context.Context, e env) error {
-	logger := e.logger.With("role", "dev", "region", c.Region)
+	logger := e.logger.With("service", "dev", "region", c.Region)
 	st, err := disk.New(filepath.Join(c.Data, "store"))
 	if err != nil {
 		return fmt.Errorf("--data: %w", err)
@@ -114,33 +108,20 @@ func (c *DevCmd) Run(ctx context.Context, e env) error {
 		httpL.ln.Close()
 		return err
 	}
-	rtmpAddr, err := concreteAddr("tcp", c.RTMP)
-	if err != nil {
-		return fmt.Errorf("--rtmp: %w", err)
-	}
-	rtmpsAddr, err := concreteAddr("tcp", c.RTMPS)
-	if err != nil {
-		return fmt.Errorf("--rtmps: %w", err)
-	}
-	srtAddr, err := concreteAddr("udp", c.SRT)
-	if err != nil {
-		return fmt.Errorf("--srt: %w", err)
-	}
-	webrtcAddr, err := concreteAddr("udp", c.WebRTCUDP)
-	if err != nil {
-		return fmt.Errorf("--webrtc-udp: %w", err)
-	}
 	deployment := slots.Deployment{
 		Regions:   []slots.Region{{ID: c.Region, PublicHost: c.PublicHost}},
-		RTMPPort:  addrPort(rtmpAddr),
-		RTMPSPort: addrPort(rtmpsAddr),
-		SRTPort:   addrPort(srtAddr),
 		HTTPPort:  httpL.port(),
 		HTTPSPort: httpsL.port(),
 	}
+	ingest := c.DevIngestFlags.config(cert.TLSConfig())
+	if err := bindPorts(&ingest, &deployment); err != nil {
+		httpL.ln.Close()
+		httpsL.ln.Close()
+		return err
+	}
 	co := memory.New(nil)
 	o := newOps("dev", logger, check{"store", storeReachable(st)})
-	svc, err := devService(st, co, deployment, token, ingestAddrs{rtmp: rtmpAddr, rtmps: rtmpsAddr, tls: cert.TLSConfig(), srt: srtAddr, webrtc: webrtcAddr}, o.registry, logger)
+	svc, err := devService(st, co, deployment, token, ingest, o.registry, logger)
 	if err != nil {
 		httpL.ln.Close()
 		httpsL.ln.Close()
@@ -153,8 +134,8 @@ func (c *DevCmd) Run(ctx context.Context, e env) error {
 	httpsL.srv = newHTTPServer(mux, logger)
 	httpsL.srv.TLSConfig = cert.TLSConfig()
 
-	printDevSummary(e.stdout, c, deployment, webrtcAddr, token, generated, cert)
-	logger.Info("started", "http", httpL.ln.Addr().String(), "https", httpsL.ln.Addr().String(), "data", c.Data)
+	printDevSummary(e.stdout, c, deployment, ingest, token, generated, cert)
+	logger.Info("started", append([]any{"http", httpL.ln.Addr().String(), "https", httpsL.ln.Addr().String(), "data", c.Data}, svc.logAttrs...)...)
 	return serveWith(ctx, o, logger, svc, httpL, httpsL)
 }
 
@@ -167,7 +148,7 @@ const devExpireInterval = time.Second
 
 // devService is every tier in one: the origin (API, playback), the edge's
 // Live Push ingest, and the expiry sweeper.
-func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secret.String, addrs ingestAddrs, reg prometheus.Registerer, logger *slog.Logger) (roleService, error) {
+func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secret.String, ingest ingestConfig, reg prometheus.Registerer, logger *slog.Logger) (roleService, error) {
 	repo, err := newRepo(st, d, logger)
 	if err != nil {
 		return roleService{}, err
@@ -197,7 +178,7 @@ func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secr
 	is, err := startIngest(edgeDeps{
 		repo: repo, store: st, locker: co, registry: co, node: "dev", role: keys.Primary, logger: logger, metrics: reg,
 		newLimiter: func(r coord.Rate) (coord.Limiter, error) { return co.NewLimiter(r) },
-	}, addrs)
+	}, ingest)
 	if err != nil {
 		_ = ps.Close(context.Background())
 		return roleService{}, err
@@ -206,7 +187,7 @@ func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secr
 	// The browser publish page (camera and microphone → WHIP); on plain
 	// HTTP it works from this machine only, as WHIP does.
 	mux.Handle(publishPagePath, page.Handler())
-	return roleService{handler: mux, background: []func(context.Context){sw.Run}, close: closeAll(is.close, ps.Close)}, nil
+	return roleService{handler: mux, background: []func(context.Context){sw.Run}, close: closeAll(is.close, ps.Close), logAttrs: is.bound()}, nil
 }
 
 // closeAll closes in order and returns the first error: the stream-key
@@ -299,7 +280,7 @@ func newToken() (secret.String, error) {
 // printDevSummary tells the person at the terminal where everything is. The
 // admin token is printed here on purpose (SPEC §8): dev mode is local, and
 // the summary goes to stdout, never to the log.
-func printDevSummary(w io.Writer, c *DevCmd, d slots.Deployment, webrtcAddr string, token secret.String, generated bool, cert *tlsauto.SelfSigned) {
+func printDevSummary(w io.Writer, c *DevCmd, d slots.Deployment, ingest ingestConfig, token secret.String, generated bool, cert *tlsauto.SelfSigned) {
 	abs, err := filepath.Abs(c.Data)
 	if err != nil {
 		abs = c.Data
@@ -313,10 +294,9 @@ func printDevSummary(w io.Writer, c *DevCmd, d slots.Deployment, webrtcAddr stri
 	fmt.Fprintf(tw, "  coordination\tin memory\n")
 	fmt.Fprintf(tw, "  http\t%s\n", httpBase)
 	fmt.Fprintf(tw, "  https\t%s\n", httpsBase)
-	fmt.Fprintf(tw, "  rtmp\trtmp://%s/live/<stream key>\n", net.JoinHostPort(c.PublicHost, strconv.Itoa(d.RTMPPort)))
-	fmt.Fprintf(tw, "  rtmps\trtmps://%s/live/<stream key>\n", net.JoinHostPort(c.PublicHost, strconv.Itoa(d.RTMPSPort)))
-	fmt.Fprintf(tw, "  srt\tsrt://%s?streamid=#!::r=<stream key>,m=publish\n", net.JoinHostPort(c.PublicHost, strconv.Itoa(d.SRTPort)))
-	fmt.Fprintf(tw, "  whip\t%s/whip/<slot id>  (Authorization: Bearer <stream key>; ICE on UDP %d)\n", httpsBase, addrPort(webrtcAddr))
+	for _, l := range devSummaryLines(devEndpoints{host: c.PublicHost, ports: d, httpsBase: httpsBase, config: ingest}) {
+		fmt.Fprintf(tw, "  %s\t%s\n", l[0], l[1])
+	}
 	fmt.Fprintf(tw, "  publish page\t%s%s?slot=<slot id>  (camera and microphone over WHIP)\n", httpBase, publishPagePath)
 	fmt.Fprintf(tw, "  api\t%s/api/v1  (OpenAPI: /api/v1/openapi.json)\n", httpBase)
 	fmt.Fprintf(tw, "  health\t%s/healthz  /readyz  /metrics\n", httpBase)

@@ -24,7 +24,7 @@ var version = ""
 type CLI struct {
 	Config    kong.ConfigFlag `help:"YAML configuration file (keys are flag names); flags and LIVEINGEST_* variables override it."`
 	LogLevel  string          `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
-	LogFormat string          `help:"Log format: json or text." default:"json" enum:"json,text"`
+	LogFormat string          `help:"Log format: auto (text when stderr is a terminal, else json), json or text." default:"auto" enum:"auto,json,text"`
 
 	Dev       DevCmd       `cmd:"" help:"Run edge, origin and functions in one process with embedded storage and in-memory coordination."`
 	Edge      EdgeCmd      `cmd:"" help:"Run an ingest edge against Redis and S3."`
@@ -86,16 +86,6 @@ func parse(cli *CLI, args []string, stdout, stderr io.Writer) (*kong.Context, er
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	return kctx, nil
-}
-
-func newLogger(w io.Writer, level, format string) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "text" {
-		return slog.New(capHandler{slog.NewTextHandler(w, opts)})
-	}
-	return slog.New(capHandler{slog.NewJSONHandler(w, opts)})
 }
 
 // VersionCmd prints the version.

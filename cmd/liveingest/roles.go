@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -196,7 +195,7 @@ type roleService struct {
 // error when either dependency is missing or unsuitable, so a broken
 // deployment never reports ready.
 func runRole(ctx context.Context, e env, role string, r *RoleFlags, build func(roleDeps) (roleService, error)) error {
-	logger := e.logger.With("role", role, "region", r.Region, "node", r.NodeID)
+	logger := e.logger.With("service", role, "region", r.Region, "node", r.NodeID)
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	st, err := s3.New(sctx, r.S3.config())
@@ -276,24 +275,8 @@ type EdgeCmd struct {
 	// IngestRole is the role publishers to this edge write as: the edges of
 	// a region's backup PoP run with backup (R-SLOT-3). Default: primary.
 	IngestRole string `help:"Ingest role of this edge: primary, or backup for a backup PoP." default:"primary" enum:"primary,backup"`
-	// RTMP is the RTMP ingest address; empty turns it off. Default: :1935.
-	RTMP string `name:"rtmp" help:"RTMP ingest address; empty: off." default:":1935"`
-	// RTMPS is the RTMPS ingest address (needs --tls-cert and --tls-key);
-	// empty turns it off. Default: "".
-	RTMPS string `name:"rtmps" help:"RTMPS ingest address (needs --tls-cert/--tls-key); empty: off."`
-	// SRT is the SRT ingest address (UDP); empty turns it off. Default: :9000.
-	SRT string `name:"srt" help:"SRT ingest address (UDP); empty: off." default:":9000"`
-	// WebRTCUDP is the one UDP address of every WHIP session's ICE traffic
-	// (WHIP's HTTP side is served on --https, and on --http to this machine
-	// only); empty turns WHIP off. Default: :8189.
-	WebRTCUDP string `name:"webrtc-udp" help:"UDP address of all WebRTC (WHIP) sessions; empty: WHIP off." default:":8189"`
-	// WebRTCPublicIPs are the addresses publishers reach --webrtc-udp on,
-	// put in WHIP answers instead of the local ones (behind a load
-	// balancer or 1:1 NAT). Default: none.
-	WebRTCPublicIPs []string `name:"webrtc-public-ips" help:"Public IPs of --webrtc-udp for WHIP answers (behind a load balancer/NAT)."`
-	// WebRTCICEServers are STUN/TURN URLs offered to WHIP publishers in
-	// Link headers. Default: none.
-	WebRTCICEServers []string `name:"webrtc-ice-servers" help:"STUN/TURN URLs offered to WHIP publishers (Link headers)."`
+	// The stream-key protocols (protocols.go).
+	EdgeIngestFlags `embed:""`
 }
 
 // Validate checks the edge's own fields after the common ones.
@@ -301,40 +284,7 @@ func (c *EdgeCmd) Validate() error {
 	if err := c.RoleFlags.Validate(); err != nil {
 		return err
 	}
-	if c.RTMP != "" {
-		if err := checkAddr("--rtmp", c.RTMP); err != nil {
-			return err
-		}
-	}
-	if c.SRT != "" {
-		if err := checkAddr("--srt", c.SRT); err != nil {
-			return err
-		}
-	}
-	if c.WebRTCUDP != "" {
-		if err := checkAddr("--webrtc-udp", c.WebRTCUDP); err != nil {
-			return err
-		}
-	}
-	for _, ip := range c.WebRTCPublicIPs {
-		if _, err := netip.ParseAddr(ip); err != nil {
-			return fmt.Errorf("--webrtc-public-ips: %q is not an IP address", ip)
-		}
-	}
-	for _, u := range c.WebRTCICEServers {
-		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
-			return fmt.Errorf("--webrtc-ice-servers: %q is not a stun:, turn: or turns: URL", u)
-		}
-	}
-	if c.RTMPS != "" {
-		if err := checkAddr("--rtmps", c.RTMPS); err != nil {
-			return err
-		}
-		if c.TLSCert == "" || c.TLSKey == "" {
-			return errors.New("--rtmps: needs --tls-cert and --tls-key")
-		}
-	}
-	return nil
+	return c.EdgeIngestFlags.validate(c.TLSCert != "" && c.TLSKey != "")
 }
 
 // Run starts the edge.
@@ -369,8 +319,7 @@ func (c *EdgeCmd) Run(ctx context.Context, e env) error {
 			repo: repo, store: rd.store, locker: rd.coord, registry: rd.coord, node: rd.node,
 			role: keys.Role(c.IngestRole), logger: rd.logger, metrics: rd.metrics,
 			newLimiter: func(r coord.Rate) (coord.Limiter, error) { return rd.coord.NewLimiter(r) },
-		}, ingestAddrs{rtmp: c.RTMP, rtmps: c.RTMPS, tls: tlsConfig, srt: c.SRT,
-			webrtc: c.WebRTCUDP, publicIPs: c.WebRTCPublicIPs, iceServers: c.WebRTCICEServers})
+		}, c.EdgeIngestFlags.config(tlsConfig))
 		if err != nil {
 			_ = ps.Close(context.Background())
 			return roleService{}, err

@@ -416,7 +416,7 @@ func (a *Admission) report(protocol string, role keys.Role, remote netip.AddrPor
 	if rej.Slot != "" { // unknown before the key resolved
 		attrs = append(attrs, slog.String("slot", rej.Slot))
 	}
-	attrs = append(attrs, slog.String("protocol", label), slog.String("role", string(role)),
+	attrs = append(attrs, slog.String("proto", label), slog.String("role", string(role)),
 		slog.String("remote", remote.String()), slog.String("reason", string(rej.Reason)),
 		slog.String("message", rej.Message))
 	if session != "" {

@@ -133,7 +133,7 @@ func (a *Admission) start(ctx context.Context, r Request, slot *slots.Slot, sid 
 	s.beatStop = a.clock.AfterFunc(a.cfg.HeartbeatTTL/3, s.beatTick)
 	s.mu.Unlock()
 
-	a.log.Info("ingest session started", "slot", string(slot.ID), "protocol", r.Protocol, "role", string(r.Role),
+	a.log.Info("ingest session started", "slot", string(slot.ID), "proto", r.Protocol, "role", string(r.Role),
 		"remote", r.Remote.String(), "session", sid, "token", lease.Token())
 	return s
 }
@@ -245,7 +245,7 @@ func (s *Session) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("admit: remove from registry: %w", err))
 		}
 		s.closeErr = errors.Join(errs...)
-		attrs := []any{"slot", string(s.slot.ID), "protocol", s.protocol, "role", string(s.role),
+		attrs := []any{"slot", string(s.slot.ID), "proto", s.protocol, "role", string(s.role),
 			"remote", s.remote.String(), "session", s.id,
 			"duration", s.a.clock.Now().Sub(s.started).Round(time.Millisecond), "end", endWord(s.Err())}
 		if s.closeErr != nil {

@@ -3,7 +3,6 @@ package rtmp
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/message"
 
 	"github.com/liveingest/liveingest/edge/admit"
+	"github.com/liveingest/liveingest/edge/flv"
 	"github.com/liveingest/liveingest/edge/ingest"
 	"github.com/liveingest/liveingest/edge/media"
 	"github.com/liveingest/liveingest/origin/keys"
@@ -84,7 +84,7 @@ func newConn(s *Server, nc net.Conn, protocol string) *conn {
 	}
 	return &conn{
 		s: s, nc: nc, protocol: protocol, remote: remote, ctx: ctx, cancel: cancel, started: time.Now(),
-		log: s.log.With("protocol", protocol, "remote", remote.String()),
+		log: s.log.With("proto", protocol, "remote", remote.String()),
 	}
 }
 
@@ -227,13 +227,14 @@ func (c *conn) runInner() closeReason {
 	c.deadlines(c.s.cfg.ReadTimeout + 5*time.Second)
 	rd := &gortmplib.Reader{Conn: c.sc}
 	if err := rd.Initialize(); err != nil {
-		if name, ok := unsupportedCodec(err); ok {
-			sess.End(admit.ReasonBadCodec, fmt.Sprintf("unsupported codec %s; send H.264 or H.265 video and AAC or Opus audio", name))
+		if ue, ok := flv.RefusedCodec(err); ok {
+			sess.End(admit.ReasonBadCodec, ue.Error())
 			return c.reject(admit.AsRejection(sess.Err()))
 		}
 		return c.ioEnd("track discovery failed", err)
 	}
-	tracks, err := mediaTracks(rd.Tracks())
+	// A codec with no media form ends here; the pipeline checks the rest.
+	tracks, err := flv.Tracks(rd.Tracks())
 	if err != nil {
 		sess.End(admit.ReasonBadCodec, err.Error())
 		return c.reject(admit.AsRejection(sess.Err()))
@@ -267,7 +268,7 @@ func (c *conn) publish(rd *gortmplib.Reader, pipe *ingest.Pipeline, tracks []med
 			werr = pipe.Write(c.ctx, au)
 		}
 	}
-	onData(rd, tracks, write)
+	flv.OnData(rd, tracks, write)
 	c.log.Info("publishing", "tracks", trackNames(tracks))
 
 	var r closeReason
@@ -377,4 +378,13 @@ func splitPath(p string) (app, key string) {
 	p = strings.Trim(p, "/")
 	app, key, _ = strings.Cut(p, "/")
 	return app, strings.Trim(key, "/")
+}
+
+// trackNames is the log's form of a publish's tracks: "h264+aac".
+func trackNames(ts []media.Track) string {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.Name()
+	}
+	return strings.Join(names, "+")
 }

@@ -31,7 +31,7 @@ func (l *listener) run() {
 func (l *listener) accept() (done bool) {
 	defer func() {
 		if p := recover(); p != nil {
-			l.s.log.Error("accept loop panicked; restarting", "protocol", l.protocol,
+			l.s.log.Error("accept loop panicked; restarting", "proto", l.protocol,
 				"err", "panic: "+panicText(p), "stack", capStack(debug.Stack()))
 			done = false
 		}
@@ -44,7 +44,7 @@ func (l *listener) accept() (done bool) {
 				return true
 			}
 			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-			l.s.log.Warn("accept failed; retrying", "protocol", l.protocol, "err", safeErr(err), "pause", pause)
+			l.s.log.Warn("accept failed; retrying", "proto", l.protocol, "err", safeErr(err), "pause", pause)
 			select {
 			case <-time.After(pause):
 				continue

@@ -192,8 +192,9 @@ type Deps struct {
 	Admitter admit.Admitter
 	// Segmenter writes the admitted sessions' segments. Required.
 	Segmenter ingest.Segmenter
-	// Logger gets one line per connection end (never a stream key).
-	// Default: slog.Default().
+	// Logger gets one line per connection end (never a stream key). The
+	// server adds the protocol to every line as "proto" (rtmp or rtmps), so
+	// the caller does not. Default: slog.Default().
 	Logger *slog.Logger
 	// Metrics registers liveingest_rtmp_connections_total and
 	// liveingest_rtmp_publishers. Default: nil (none).
@@ -235,7 +236,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	return &Server{
 		cfg: cfg, deps: deps, metrics: m,
-		log:   deps.Logger.With("component", "rtmp"),
+		log:   deps.Logger, // each line says proto: rtmp or rtmps
 		conns: ingest.NewConns[*conn, *conn](),
 	}, nil
 }
@@ -272,7 +273,7 @@ func (s *Server) Start() error {
 		// added here is closed by it even if the loop does not start.
 		s.lns = append(s.lns, l.ln)
 		if s.conns.Go(l.run) {
-			s.log.Info("listening", "protocol", l.protocol, "addr", l.ln.Addr().String())
+			s.log.Info("listening", "proto", l.protocol, "addr", l.ln.Addr().String())
 		}
 	}
 	return nil

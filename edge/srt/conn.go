@@ -90,7 +90,7 @@ func newConn(s *Server, req gosrt.ConnRequest) *conn {
 	}
 	return &conn{
 		s: s, req: req, remote: remote, ctx: ctx, cancel: cancel, started: time.Now(),
-		log: s.log.With("protocol", admit.ProtocolSRT, "remote", remote.String()),
+		log: s.log.With("remote", remote.String()),
 	}
 }
 

@@ -215,7 +215,8 @@ type Deps struct {
 	Segmenter ingest.Segmenter
 	// Logger gets one line per connection end (never a stream key, a
 	// stream id or a passphrase: key_fp and streamid_fp, their
-	// secret.Fingerprint, stand in for them). Default: slog.Default().
+	// secret.Fingerprint, stand in for them). The server adds "proto" to
+	// every line, so the caller does not. Default: slog.Default().
 	Logger *slog.Logger
 	// Metrics registers the liveingest_srt_* metrics. Default: nil (none).
 	Metrics prometheus.Registerer
@@ -255,7 +256,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, deps: deps,
-		log:               deps.Logger.With("component", "srt"),
+		log:               deps.Logger.With("proto", admit.ProtocolSRT),
 		conns:             ingest.NewConns[*conn, *conn](),
 		handshakePanicLog: panicLog{every: panicLogInterval},
 		connPanicLog:      panicLog{every: panicLogInterval},
@@ -293,7 +294,7 @@ func (s *Server) Start() error {
 	// Close waits for s.mu before it closes s.ln, so the listener is
 	// closed by it even if the loop does not start.
 	if s.conns.Go(func() { s.acceptLoop(ln) }) {
-		s.log.Info("listening", "protocol", admit.ProtocolSRT, "addr", ln.Addr().String())
+		s.log.Info("listening", "addr", ln.Addr().String())
 	}
 	return nil
 }

@@ -179,7 +179,8 @@ type Deps struct {
 	// Segmenter writes the admitted sessions' segments. Required.
 	Segmenter ingest.Segmenter
 	// Logger gets one line per request refused and per session end (never
-	// a stream key). Default: slog.Default().
+	// a stream key). The server adds "proto" to every line, so the caller
+	// does not. Default: slog.Default().
 	Logger *slog.Logger
 	// Metrics registers the liveingest_whip_* metrics. Default: nil (none).
 	Metrics prometheus.Registerer
@@ -221,7 +222,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, deps: deps,
-		log:      deps.Logger.With("component", "whip"),
+		log:      deps.Logger.With("proto", admit.ProtocolWHIP),
 		sessions: ingest.NewConns[string, *session](),
 	}
 	m, err := newMetrics(deps.Metrics)
@@ -255,7 +256,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.udp, s.mux, s.api = udp, mux, api
-	s.log.Info("listening", "protocol", admit.ProtocolWHIP, "udp", udp.LocalAddr().String())
+	s.log.Info("listening", "udp", udp.LocalAddr().String())
 	return nil
 }
 

@@ -88,7 +88,7 @@ func (s *Server) startSession(api *webrtc.API, sess *admit.Session, off offer, k
 		adm: sess, ctx: ctx, cancel: cancel,
 		stopc: make(chan struct{}), done: make(chan struct{}),
 	}
-	ss.log = s.log.With("protocol", admit.ProtocolWHIP, "remote", remote.String(),
+	ss.log = s.log.With("remote", remote.String(),
 		"slot", string(ss.slot), "role", string(ss.role), "session", sess.ID())
 	fail := func(err error) (*session, string, error) {
 		if ss.link != nil {
