@@ -30,6 +30,7 @@ import (
 	"github.com/liveingest/liveingest/origin/slots"
 	"github.com/liveingest/liveingest/origin/store"
 	"github.com/liveingest/liveingest/origin/store/disk"
+	"github.com/liveingest/liveingest/origin/store/storemetrics"
 )
 
 // DevCmd runs everything in one process: the embedded disk store, in-memory
@@ -121,7 +122,13 @@ func (c *DevCmd) Run(ctx context.Context, e env) error {
 	}
 	co := memory.New(nil)
 	o := newOps("dev", logger, check{"store", storeReachable(st)})
-	svc, err := devService(st, co, deployment, token, ingest, o.registry, logger)
+	measured, err := storemetrics.Wrap(st, o.registry)
+	if err != nil {
+		httpL.ln.Close()
+		httpsL.ln.Close()
+		return err
+	}
+	svc, err := devService(measured, co, deployment, token, ingest, o.registry, logger)
 	if err != nil {
 		httpL.ln.Close()
 		httpsL.ln.Close()

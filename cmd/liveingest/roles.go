@@ -25,6 +25,7 @@ import (
 	coordredis "github.com/liveingest/liveingest/origin/coord/redis"
 	"github.com/liveingest/liveingest/origin/secret"
 	"github.com/liveingest/liveingest/origin/store/s3"
+	"github.com/liveingest/liveingest/origin/store/storemetrics"
 )
 
 // S3Flags configure the S3 store of a deployed role. The env tags are
@@ -175,7 +176,8 @@ func (r *RoleFlags) Validate() error {
 
 // roleDeps are what a deployed role's service is built from.
 type roleDeps struct {
-	store   store.Store
+	store   store.Store // s3, measured (liveingest_store_operation_seconds)
+	s3      *s3.Store   // the same store unwrapped, for what only S3 has
 	coord   *coordredis.Coord
 	node    string
 	metrics prometheus.Registerer
@@ -211,7 +213,11 @@ func runRole(ctx context.Context, e env, role string, r *RoleFlags, build func(r
 		return fmt.Errorf("coordination: %w", err)
 	}
 	o := newOps(role, logger, check{"store", storeReachable(st)}, check{"redis", co.Ping})
-	svc, err := build(roleDeps{store: st, coord: co, node: r.NodeID, metrics: o.registry, logger: logger})
+	measured, err := storemetrics.Wrap(st, o.registry)
+	if err != nil {
+		return err
+	}
+	svc, err := build(roleDeps{store: measured, s3: st, coord: co, node: r.NodeID, metrics: o.registry, logger: logger})
 	if err != nil {
 		return err
 	}
@@ -400,7 +406,7 @@ func (c *FunctionsCmd) Run(ctx context.Context, e env) error {
 	return runRole(ctx, e, "functions", &c.RoleFlags, func(rd roleDeps) (roleService, error) {
 		// The day-granular backstop (R-EXPIRE-1): segments the sweeper
 		// missed (a worker down for days) still go; manifests never match.
-		st := rd.store.(*s3.Store)
+		st := rd.s3
 		var rules []s3.LifecycleRule
 		for _, r := range lifecycle.S3Rules(slots.MaxFileExpiry * time.Second) {
 			rules = append(rules, s3.LifecycleRule(r))

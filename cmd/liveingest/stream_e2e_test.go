@@ -52,6 +52,10 @@ func TestStreamDev(t *testing.T) {
 			checkDecodes(t, probe(t, hls, true, time.Minute), 600) // 30 s at 25 fps, less a trimmed tail (SRT live mode may drop it)
 			checkDecodes(t, probe(t, dash, true, time.Minute), 600)
 			validateMedia(t, media, 2*time.Second, 0.1, 10)
+			// The store's operations are measured (storemetrics).
+			if _, m := get(t, base+"/metrics"); !strings.Contains(m, `liveingest_store_operation_seconds_count{class="segment",op="put",result="ok"}`) {
+				t.Error("/metrics has no measured segment puts")
+			}
 		})
 	}
 }
