@@ -62,12 +62,12 @@ func originMux(repo *slots.Repo, st store.Store, reg coord.Registry, authFails c
 	return mux, nil
 }
 
-// newPush is the edge's Live Push ingest. authFails is the per-IP limiter of
-// failed logins, built by the caller on its coordination backend with
-// push.DefaultAuthFailRate.
-func newPush(repo *slots.Repo, st store.Store, locker coord.Locker, authFails coord.Limiter, node string, role keys.Role, logger *slog.Logger, metrics prometheus.Registerer) (*push.Server, error) {
+// newPush is the edge's Live Push ingest. It admits through adm, the
+// edge's one admission (ingestServers.admission), so that a Live Push
+// publisher shares the lease, limits and live status of every protocol.
+func newPush(adm push.Admitter, st store.Store, node string, role keys.Role, logger *slog.Logger, metrics prometheus.Registerer) (*push.Server, error) {
 	s, err := push.New(push.Config{EdgeID: node, Role: role}, push.Deps{
-		Slots: repo, Store: st, Locker: locker, AuthLimiter: authFails, Logger: logger.With("proto", "push"), Metrics: metrics,
+		Admitter: adm, Store: st, Logger: logger, Metrics: metrics, // push.New adds proto=push
 	})
 	if err != nil {
 		return nil, fmt.Errorf("push: %w", err)
@@ -113,9 +113,10 @@ type ingestAddrs struct {
 // admission (R-EDGE-ADMIT: one lease, rate limit and live registry per slot
 // whatever the protocol) and one segmenter (R-SEG-1).
 type ingestServers struct {
-	rtmp *rtmp.Server
-	srt  *srt.Server
-	whip *whip.Server
+	admission *admit.Admission // also Live Push's
+	rtmp      *rtmp.Server
+	srt       *srt.Server
+	whip      *whip.Server
 }
 
 // startIngest builds the admission and the segmenter and starts the
@@ -141,7 +142,7 @@ func startIngest(d edgeDeps, a ingestAddrs) (*ingestServers, error) {
 	if err != nil {
 		return nil, fmt.Errorf("segment: %w", err)
 	}
-	s := &ingestServers{}
+	s := &ingestServers{admission: adm}
 	if a.rtmp != "" || a.rtmps != "" {
 		rs, err := rtmp.New(rtmp.Config{Addr: a.rtmp, TLSAddr: a.rtmps, TLSConfig: a.tls, Role: d.role},
 			rtmp.Deps{Admitter: adm, Segmenter: seg, Logger: d.logger.With("proto", "rtmp"), Metrics: d.metrics})
