@@ -168,28 +168,24 @@ func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secr
 	if err != nil {
 		return roleService{}, err
 	}
-	authFails, err := co.NewLimiter(push.DefaultAuthFailRate)
-	if err != nil {
-		return roleService{}, err
-	}
-	// dev is one PoP: it takes the primary role (backup URLs name the same host).
-	ps, err := newPush(repo, st, co, authFails, "dev", keys.Primary, logger, reg)
-	if err != nil {
-		return roleService{}, err
-	}
-	mux.Handle(push.PathPrefix, ps.Handler())
 	sw, err := newSweeper(repo, st, devExpireInterval, reg, logger)
 	if err != nil {
 		return roleService{}, err
 	}
+	// dev is one PoP: it takes the primary role (backup URLs name the same host).
 	is, err := startIngest(edgeDeps{
 		repo: repo, store: st, locker: co, registry: co, node: "dev", role: keys.Primary, logger: logger, metrics: reg,
 		newLimiter: func(r coord.Rate) (coord.Limiter, error) { return co.NewLimiter(r) },
 	}, ingest)
 	if err != nil {
-		_ = ps.Close(context.Background())
 		return roleService{}, err
 	}
+	ps, err := newPush(is.admission, st, "dev", keys.Primary, logger, reg)
+	if err != nil {
+		_ = is.close(context.Background())
+		return roleService{}, err
+	}
+	mux.Handle(push.PathPrefix, ps.Handler())
 	is.mount(mux)
 	// The browser publish page (camera and microphone → WHIP); on plain
 	// HTTP it works from this machine only, as WHIP does.

@@ -293,7 +293,10 @@ func bindPorts(c *ingestConfig, d *slots.Deployment) error {
 }
 
 // ingestServers are an edge's running protocol servers.
-type ingestServers struct{ running []runningProtocol }
+type ingestServers struct {
+	admission *admit.Admission // the protocols' one admission, also Live Push's
+	running   []runningProtocol
+}
 
 // startProtocols starts every protocol of ingestProtocols whose addresses
 // c sets. On error the ones started are closed and the error names the

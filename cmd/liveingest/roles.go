@@ -304,19 +304,10 @@ func (c *EdgeCmd) Run(ctx context.Context, e env) error {
 		if err != nil {
 			return roleService{}, err
 		}
-		authFails, err := rd.coord.NewLimiter(push.DefaultAuthFailRate)
-		if err != nil {
-			return roleService{}, err
-		}
-		ps, err := newPush(repo, rd.store, rd.coord, authFails, rd.node, keys.Role(c.IngestRole), rd.logger, rd.metrics)
-		if err != nil {
-			return roleService{}, err
-		}
 		var tlsConfig *tls.Config
 		if c.RTMPS != "" {
 			cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
 			if err != nil {
-				_ = ps.Close(context.Background())
 				return roleService{}, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 			}
 			tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
@@ -327,7 +318,11 @@ func (c *EdgeCmd) Run(ctx context.Context, e env) error {
 			newLimiter: func(r coord.Rate) (coord.Limiter, error) { return rd.coord.NewLimiter(r) },
 		}, c.EdgeIngestFlags.config(tlsConfig))
 		if err != nil {
-			_ = ps.Close(context.Background())
+			return roleService{}, err
+		}
+		ps, err := newPush(is.admission, rd.store, rd.node, keys.Role(c.IngestRole), rd.logger, rd.metrics)
+		if err != nil {
+			_ = is.close(context.Background())
 			return roleService{}, err
 		}
 		mux := http.NewServeMux()

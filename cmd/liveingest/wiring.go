@@ -58,12 +58,12 @@ func originMux(repo *slots.Repo, st store.Store, reg coord.Registry, authFails c
 	return mux, nil
 }
 
-// newPush is the edge's Live Push ingest. authFails is the per-IP limiter of
-// failed logins, built by the caller on its coordination backend with
-// push.DefaultAuthFailRate.
-func newPush(repo *slots.Repo, st store.Store, locker coord.Locker, authFails coord.Limiter, node string, role keys.Role, logger *slog.Logger, metrics prometheus.Registerer) (*push.Server, error) {
+// newPush is the edge's Live Push ingest. It admits through adm, the
+// edge's one admission (ingestServers.admission), so that a Live Push
+// publisher shares the lease, limits and live status of every protocol.
+func newPush(adm push.Admitter, st store.Store, node string, role keys.Role, logger *slog.Logger, metrics prometheus.Registerer) (*push.Server, error) {
 	s, err := push.New(push.Config{EdgeID: node, Role: role}, push.Deps{
-		Slots: repo, Store: st, Locker: locker, AuthLimiter: authFails, Logger: logger, Metrics: metrics,
+		Admitter: adm, Store: st, Logger: logger, Metrics: metrics, // push.New adds proto=push
 	})
 	if err != nil {
 		return nil, fmt.Errorf("push: %w", err)
@@ -118,7 +118,12 @@ func startIngest(d edgeDeps, c ingestConfig) (*ingestServers, error) {
 	if err != nil {
 		return nil, fmt.Errorf("segment: %w", err)
 	}
-	return startProtocols(protocolDeps{
+	s, err := startProtocols(protocolDeps{
 		admitter: adm, segmenter: seg, role: d.role, logger: d.logger, metrics: d.metrics,
 	}, c)
+	if err != nil {
+		return nil, err
+	}
+	s.admission = adm
+	return s, nil
 }

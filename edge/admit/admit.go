@@ -1,16 +1,18 @@
-// Package admit is the single admission path of every stream-key protocol
-// (RTMP, RTMPS, SRT, WHIP, PULL): SPEC §3 R-EDGE-ADMIT.
+// Package admit is the single admission path of every protocol (RTMP,
+// RTMPS, SRT, WHIP, Live Push, PULL): SPEC §3 R-EDGE-ADMIT.
 //
 // Admit runs, in this order, cheapest and least revealing first:
 //
 //  1. the per-address failed-authentication limit (a blocked address learns
 //     nothing, not even whether a key is valid, and costs no store read);
-//  2. the slot by stream key (unknown → unauthorized, one failed attempt
-//     counted for the address);
+//  2. the slot, by stream key (unknown → unauthorized) or by slot id
+//     (Request.SlotID; unknown → not-found), one failed attempt counted for
+//     the address either way;
 //  3. the slot's type (stream protocols publish only to transmux/transcode
-//     slots, PULL only to pull slots);
+//     slots, Live Push only to live-push slots, PULL only to pull slots);
 //  4. the publish IP allow-list (R-SLOT-6), then the protocol's second
-//     credential if it has one (Request.Verify: the SRT passphrase);
+//     credential if it has one (Request.Verify: the SRT passphrase, the Live
+//     Push password);
 //  5. the per-key connection rate limit (R-EDGE-3), keyed by slot and role so
 //     that no secret ever becomes a Redis key;
 //  6. the slot's lease for the role (R-EDGE-1/2: one publisher per key and
@@ -21,8 +23,13 @@
 // Reason — when another publisher took the lease or the publisher breaks an
 // input rule. A Session outlives a coordination outage: it publishes on,
 // fenced by the store, and re-establishes its lease and registry entry when
-// coordination answers again (see Session). Every refusal is a *Rejection whose Reason each protocol maps to its own
-// explicit rejection (R-EDGE-4); it is logged and counted exactly once.
+// coordination answers again (see Session). Every refusal is a *Rejection
+// whose Reason each protocol maps to its own explicit rejection (R-EDGE-4);
+// it is logged and counted exactly once.
+//
+// Check runs steps 1–4 alone, for protocols whose publish spans many
+// requests (Live Push authenticates each one against the session it
+// belongs to) and for requests that read without publishing.
 package admit
 
 import (
@@ -51,12 +58,13 @@ const (
 	ProtocolRTMPS = "rtmps"
 	ProtocolSRT   = "srt"
 	ProtocolWHIP  = "whip"
+	ProtocolPush  = "push" // Live Push (HTTPS PUT/WebDAV of pre-chunked HLS/DASH)
 	ProtocolPull  = "pull"
 )
 
 func knownProtocol(p string) bool {
 	switch p {
-	case ProtocolRTMP, ProtocolRTMPS, ProtocolSRT, ProtocolWHIP, ProtocolPull:
+	case ProtocolRTMP, ProtocolRTMPS, ProtocolSRT, ProtocolWHIP, ProtocolPush, ProtocolPull:
 		return true
 	}
 	return false
@@ -67,8 +75,21 @@ type Request struct {
 	// Protocol is one of the Protocol constants.
 	Protocol string
 	// StreamKey is the key the client presented; it is never logged, never
-	// put in an error, and never used as a coordination key.
+	// put in an error, and never used as a coordination key. Unused (and
+	// must be empty) when SlotID is set.
 	StreamKey secret.String
+	// SlotID, when set, names the slot instead of a stream key: admission
+	// by slot id, for clients that name the slot and prove who they are
+	// otherwise (Live Push: the URL names the slot, Verify checks the Basic
+	// Auth password against the slot's credentials) and for publishers the
+	// edge starts itself for a known slot (PULL, internal jobs).
+	//
+	// The id is no secret, so a request by id of any protocol but PULL must
+	// carry Verify (else ReasonInternal: a caller bug, never an open door).
+	// An unknown id is ReasonNotFound and counts against the address's
+	// failed-authentication budget like an unknown key (guessing ids is
+	// probing); every other step is the same as by key.
+	SlotID keys.SlotID
 	// Role is primary or backup, decided by the protocol from the URL or key
 	// form the client used.
 	Role keys.Role
@@ -76,12 +97,15 @@ type Request struct {
 	// address checks skip since the edge itself is the client).
 	Remote netip.AddrPort
 	// Verify, if set, checks a credential the protocol carries beside the
-	// stream key (SRT: the slot's passphrase). It runs once the slot is
-	// known and the address is allowed, before the rate limit and the lease,
-	// so a wrong secret costs neither. An error fails authentication like an
-	// unknown key — ReasonUnauthorized with the error's text as the message
-	// (which must not contain a secret), counted against the address's
-	// failed-authentication budget. nil: no second credential.
+	// stream key or slot id (SRT: the slot's passphrase; WHIP: that the
+	// key's slot is the URL's; Live Push: the Basic Auth password). It runs
+	// once the slot is known and the address is allowed, before the rate
+	// limit and the lease, so a wrong secret costs neither. An error fails
+	// authentication like an unknown key — ReasonUnauthorized with the
+	// error's text as the message (which must not contain a secret), counted
+	// against the address's failed-authentication budget, which every
+	// protocol shares. It may be called concurrently for different
+	// requests. nil: no second credential.
 	Verify func(*slots.Slot) error
 }
 
@@ -97,12 +121,16 @@ type Admitter interface {
 
 var _ Admitter = (*Admission)(nil)
 
-// SlotSource resolves a stream key; *slots.Repo implements it (with a cache).
+// SlotSource resolves a stream key or a slot id; *slots.Repo implements it
+// (with a short cache).
 type SlotSource interface {
 	// ByStreamKey returns the slot whose current key is key, or an error
 	// wrapping slots.ErrNotFound. Other errors mean the store was not
 	// reachable.
 	ByStreamKey(ctx context.Context, key string) (*slots.Slot, error)
+	// Lookup returns the slot with id, or an error wrapping
+	// slots.ErrNotFound; other errors mean the store was not reachable.
+	Lookup(ctx context.Context, id keys.SlotID) (*slots.Slot, error)
 }
 
 // Config configures an Admission.
@@ -278,66 +306,42 @@ func (a *Admission) Admit(ctx context.Context, r Request) (*Session, error) {
 	return s, nil
 }
 
-func (a *Admission) admit(ctx context.Context, r Request) (*Session, *Rejection) {
-	if !knownProtocol(r.Protocol) {
-		return nil, rejectf(ReasonInternal, nil, "unknown protocol %q", r.Protocol)
+// Check decides whether r may publish as far as who is asking goes — steps
+// 1–4 of Admit: the failed-authentication block, the slot (by key or id),
+// its type and backup ingest, the publish allow-list and Verify — and
+// returns the slot. It takes no rate-limit unit, no lease and starts no
+// session: it answers "may this client publish to this slot", not "may it
+// start now".
+//
+// It is for protocols whose publish spans many requests (Live Push admits
+// with the first request and checks each later one with Check, so that
+// every request is authenticated under the rules and the failed-auth budget
+// of an admission) and for requests that read without publishing (a WebDAV
+// listing never displaces or blocks the publisher).
+//
+// Errors are *Rejection, logged and counted like Admit's; a failed
+// authentication spends the address's budget, shared with every protocol.
+// Check talks to coordination only to count a failed authentication. It is
+// safe for concurrent use; ctx bounds the call.
+func (a *Admission) Check(ctx context.Context, r Request) (*slots.Slot, error) {
+	slot, rej := a.authorize(ctx, r)
+	if rej != nil {
+		a.report(r.Protocol, r.Role, r.Remote, "", "request rejected", rej)
+		return nil, rej
 	}
-	if _, err := keys.ParseRole(string(r.Role)); err != nil {
-		return nil, rejectf(ReasonInternal, err, "bad role")
-	}
-	pull := r.Protocol == ProtocolPull
-	var src netip.Prefix
-	if !pull {
-		if !r.Remote.Addr().IsValid() {
-			return nil, rejectf(ReasonInternal, nil, "no remote address")
-		}
-		src = sourceOf(r.Remote.Addr())
-		// 1. A blocked address is refused before the key is even looked at.
-		if wait := a.blocks.blocked(src, a.clock.Now()); wait > 0 {
-			rej := rejectf(ReasonRateLimited, nil, "too many failed attempts from this address; retry in %s", ceilSeconds(wait))
-			rej.RetryAfter = wait
-			return nil, rej
-		}
-	}
+	return slot, nil
+}
 
-	// 2. Resolve the slot. The key leaves secret.String only here.
-	slot, err := a.deps.Slots.ByStreamKey(ctx, r.StreamKey.Reveal())
-	if errors.Is(err, slots.ErrNotFound) {
-		return nil, a.authFailed(ctx, src, pull, "unknown stream key")
-	}
-	if err != nil {
-		rej := rejectf(ReasonStorageUnavailable, err, "slot store unavailable; retry")
-		rej.RetryAfter = unavailableRetry
+func (a *Admission) admit(ctx context.Context, r Request) (*Session, *Rejection) {
+	slot, rej := a.authorize(ctx, r)
+	if rej != nil {
 		return nil, rej
 	}
 	id := string(slot.ID)
 	withSlot := func(rej *Rejection) *Rejection { rej.Slot = id; return rej }
 
-	// 3. The slot must take this kind of ingest.
-	switch {
-	case pull && slot.Type != slots.TypePull:
-		return nil, withSlot(rejectf(ReasonForbidden, nil, "slot %s is a %s slot, not a pull slot", id, slot.Type))
-	case !pull && !slot.Type.Pushed():
-		return nil, withSlot(rejectf(ReasonForbidden, nil, "slot %s is a %s slot and takes no %s publish", id, slot.Type, r.Protocol))
-	}
-	if r.Role == keys.Backup && !slot.Backup {
-		return nil, withSlot(rejectf(ReasonForbidden, nil, "slot %s has no backup ingest", id))
-	}
-
-	// 4. Publish allow-list (R-SLOT-6).
-	if !pull && !slot.PublisherAllowed(r.Remote.Addr()) {
-		return nil, withSlot(rejectf(ReasonForbiddenIP, nil, "address %s may not publish to slot %s", r.Remote.Addr().Unmap(), id))
-	}
-
-	// 4b. The protocol's second credential, if any.
-	if r.Verify != nil {
-		if err := r.Verify(slot); err != nil {
-			return nil, withSlot(a.authFailed(ctx, src, pull, err.Error()))
-		}
-	}
-
 	// 5. Per-key connection rate (R-EDGE-3), keyed by slot and role.
-	wait, err := a.deps.KeyLimiter.Allow(ctx, "ingest:key:"+id+":"+string(r.Role))
+	wait, err := a.deps.KeyLimiter.Allow(ctx, keys.IngestKeyLimit(slot.ID, r.Role))
 	if err != nil {
 		return nil, withSlot(coordFailure(err, "rate limiter"))
 	}
@@ -364,15 +368,99 @@ func (a *Admission) admit(ctx context.Context, r Request) (*Session, *Rejection)
 	return a.start(ctx, r, slot, sid, owner, lease), nil
 }
 
-// authFailed counts a failed authentication for src and answers
-// unauthorized, or rate-limited once src has used up its budget (and blocks
-// it locally for the retry-after, so its next attempts cost nothing).
-func (a *Admission) authFailed(ctx context.Context, src netip.Prefix, pull bool, why string) *Rejection {
-	unauth := rejectf(ReasonUnauthorized, nil, "%s", why)
+// authorize runs steps 1–4 of Admit and returns the slot.
+func (a *Admission) authorize(ctx context.Context, r Request) (*slots.Slot, *Rejection) {
+	if !knownProtocol(r.Protocol) {
+		return nil, rejectf(ReasonInternal, nil, "unknown protocol %q", r.Protocol)
+	}
+	if _, err := keys.ParseRole(string(r.Role)); err != nil {
+		return nil, rejectf(ReasonInternal, err, "bad role")
+	}
+	pull := r.Protocol == ProtocolPull
+	byID := r.SlotID != ""
+	if byID {
+		switch {
+		case r.StreamKey != "":
+			return nil, rejectf(ReasonInternal, nil, "both a stream key and a slot id")
+		case r.Verify == nil && !pull:
+			return nil, rejectf(ReasonInternal, nil, "admission by slot id over %s needs Verify", r.Protocol)
+		}
+		if _, err := keys.ParseSlotID(string(r.SlotID)); err != nil {
+			return nil, rejectf(ReasonInternal, err, "bad slot id")
+		}
+	}
+	var src netip.Prefix
+	if !pull {
+		if !r.Remote.Addr().IsValid() {
+			return nil, rejectf(ReasonInternal, nil, "no remote address")
+		}
+		src = sourceOf(r.Remote.Addr())
+		// 1. A blocked address is refused before the key is even looked at.
+		if wait := a.blocks.blocked(src, a.clock.Now()); wait > 0 {
+			rej := rejectf(ReasonRateLimited, nil, "too many failed attempts from this address; retry in %s", ceilSeconds(wait))
+			rej.RetryAfter = wait
+			return nil, rej
+		}
+	}
+
+	// 2. Resolve the slot. The key leaves secret.String only here.
+	var slot *slots.Slot
+	var err error
+	if byID {
+		slot, err = a.deps.Slots.Lookup(ctx, r.SlotID)
+	} else {
+		slot, err = a.deps.Slots.ByStreamKey(ctx, r.StreamKey.Reveal())
+	}
+	switch {
+	case errors.Is(err, slots.ErrNotFound) && byID:
+		return nil, a.authFailed(ctx, src, pull, ReasonNotFound, fmt.Sprintf("no slot %s", r.SlotID))
+	case errors.Is(err, slots.ErrNotFound):
+		return nil, a.authFailed(ctx, src, pull, ReasonUnauthorized, "unknown stream key")
+	case err != nil:
+		rej := rejectf(ReasonStorageUnavailable, err, "slot store unavailable; retry")
+		rej.RetryAfter = unavailableRetry
+		return nil, rej
+	}
+	id := string(slot.ID)
+	withSlot := func(rej *Rejection) *Rejection { rej.Slot = id; return rej }
+
+	// 3. The slot must take this kind of ingest.
+	switch {
+	case pull && slot.Type != slots.TypePull:
+		return nil, withSlot(rejectf(ReasonForbidden, nil, "slot %s is a %s slot, not a pull slot", id, slot.Type))
+	case r.Protocol == ProtocolPush && slot.Type != slots.TypeLivePush:
+		return nil, withSlot(rejectf(ReasonForbidden, nil, "slot %s is a %s slot, not a %s slot", id, slot.Type, slots.TypeLivePush))
+	case !pull && r.Protocol != ProtocolPush && !slot.Type.Pushed():
+		return nil, withSlot(rejectf(ReasonForbidden, nil, "slot %s is a %s slot and takes no %s publish", id, slot.Type, r.Protocol))
+	}
+	if r.Role == keys.Backup && !slot.Backup {
+		return nil, withSlot(rejectf(ReasonForbidden, nil, "slot %s has no backup ingest", id))
+	}
+
+	// 4. Publish allow-list (R-SLOT-6).
+	if !pull && !slot.PublisherAllowed(r.Remote.Addr()) {
+		return nil, withSlot(rejectf(ReasonForbiddenIP, nil, "address %s may not publish to slot %s", r.Remote.Addr().Unmap(), id))
+	}
+
+	// 4b. The protocol's second credential, if any.
+	if r.Verify != nil {
+		if err := r.Verify(slot); err != nil {
+			return nil, withSlot(a.authFailed(ctx, src, pull, ReasonUnauthorized, err.Error()))
+		}
+	}
+	return slot, nil
+}
+
+// authFailed counts a failed authentication for src and answers reason
+// (unauthorized, or not-found for an unknown slot id), or rate-limited once
+// src has used up its budget (and blocks it locally for the retry-after, so
+// its next attempts cost nothing).
+func (a *Admission) authFailed(ctx context.Context, src netip.Prefix, pull bool, reason Reason, why string) *Rejection {
+	unauth := rejectf(reason, nil, "%s", why)
 	if pull {
 		return unauth
 	}
-	wait, err := a.deps.AuthLimiter.Allow(ctx, "ingest:authfail:"+src.String())
+	wait, err := a.deps.AuthLimiter.Allow(ctx, keys.IngestAuthFailLimit(src))
 	if err != nil {
 		// The key is unknown whatever coordination says: answer that rather
 		// than a retriable error that would invite the client to retry.

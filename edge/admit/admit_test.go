@@ -296,23 +296,31 @@ func notDone(s *Session) bool {
 func TestAdmission(t *testing.T) {
 	envs := map[string]func(*testing.T) *env{"memory": memoryEnv, "redis": redisEnv}
 	tests := map[string]func(*testing.T, *fixture){
-		"UnknownKeyAndFailedAuthBudget": testUnknownKey,
-		"ForbiddenIP":                   testForbiddenIP,
-		"WrongSlotType":                 testWrongSlotType,
-		"KeyRateLimit":                  testKeyRateLimit,
-		"Busy":                          testBusy,
-		"BusyAcrossEdges":               testBusyAcrossEdges,
-		"LeaseGoneReacquired":           testLeaseGoneReacquired,
-		"ShortOutageRenews":             testShortOutageRenews,
-		"SurvivesOutagePastTTL":         testSurvivesOutage,
-		"TakenOverDuringOutage":         testTakenOverDuringOutage,
-		"BitrateExceeded":               testBitrateExceeded,
-		"BitrateBelowLimit":             testBitrateBelow,
-		"RegistryShowsSession":          testRegistry,
-		"RegistryShowsLinkStats":        testLinkStats,
-		"VerifySecondCredential":        testVerify,
-		"EndWithReason":                 testEndWithReason,
-		"BadRequest":                    testBadRequest,
+		"UnknownKeyAndFailedAuthBudget":   testUnknownKey,
+		"ForbiddenIP":                     testForbiddenIP,
+		"WrongSlotType":                   testWrongSlotType,
+		"KeyRateLimit":                    testKeyRateLimit,
+		"Busy":                            testBusy,
+		"BusyAcrossEdges":                 testBusyAcrossEdges,
+		"LeaseGoneReacquired":             testLeaseGoneReacquired,
+		"ShortOutageRenews":               testShortOutageRenews,
+		"SurvivesOutagePastTTL":           testSurvivesOutage,
+		"TakenOverDuringOutage":           testTakenOverDuringOutage,
+		"BitrateExceeded":                 testBitrateExceeded,
+		"BitrateBelowLimit":               testBitrateBelow,
+		"RegistryShowsSession":            testRegistry,
+		"RegistryShowsLinkStats":          testLinkStats,
+		"VerifySecondCredential":          testVerify,
+		"EndWithReason":                   testEndWithReason,
+		"BadRequest":                      testBadRequest,
+		"BySlotID":                        testBySlotID,
+		"BySlotIDUnknown":                 testBySlotIDUnknown,
+		"BySlotIDRequest":                 testBySlotIDRequest,
+		"PullBySlotID":                    testPullBySlotID,
+		"FailedAuthSharedAcrossProtocols": testFailedAuthShared,
+		"BusyAcrossProtocols":             testBusyAcrossProtocols,
+		"CheckTakesNoLease":               testCheck,
+		"CheckBlockedBeforeVerify":        testCheckBlocked,
 	}
 	for en, mk := range envs {
 		t.Run(en, func(t *testing.T) {
@@ -732,7 +740,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestReasonTables(t *testing.T) {
 	want := map[Reason][2]int{
-		ReasonUnauthorized: {401, 1401}, ReasonForbiddenIP: {403, 1403}, ReasonForbidden: {403, 1403},
+		ReasonUnauthorized: {401, 1401}, ReasonNotFound: {404, 1404}, ReasonForbiddenIP: {403, 1403}, ReasonForbidden: {403, 1403},
 		ReasonRateLimited: {429, 1429}, ReasonBusy: {409, 1409}, ReasonBadCodec: {415, 1415},
 		ReasonBitrateExceeded: {422, 1400}, ReasonGOPTooLong: {422, 1400},
 		ReasonStorageUnavailable: {503, 1503}, ReasonInternal: {500, 1500}, Reason("nonsense"): {500, 1500},

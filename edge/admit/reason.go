@@ -15,8 +15,11 @@ type Reason string
 
 // The reasons.
 const (
-	// ReasonUnauthorized: the stream key is unknown (or rotated away).
+	// ReasonUnauthorized: the stream key is unknown (or rotated away), or
+	// the protocol's second credential (Request.Verify) is wrong.
 	ReasonUnauthorized Reason = "unauthorized"
+	// ReasonNotFound: admission by slot id (Request.SlotID) named no slot.
+	ReasonNotFound Reason = "not-found"
 	// ReasonForbiddenIP: the publisher's address is not in publish_ip_allow.
 	ReasonForbiddenIP Reason = "forbidden-ip"
 	// ReasonForbidden: the slot does not take this kind of ingest (a
@@ -46,13 +49,14 @@ const (
 
 // Reasons lists every reason in a stable order (docs, metrics, tests).
 var Reasons = []Reason{
-	ReasonUnauthorized, ReasonForbiddenIP, ReasonForbidden, ReasonRateLimited, ReasonBusy,
+	ReasonUnauthorized, ReasonNotFound, ReasonForbiddenIP, ReasonForbidden, ReasonRateLimited, ReasonBusy,
 	ReasonBadCodec, ReasonBitrateExceeded, ReasonGOPTooLong, ReasonStorageUnavailable, ReasonInternal,
 }
 
 // HTTPStatus is the status WHIP and WebDAV answer with for r:
 //
 //	unauthorized          401 Unauthorized
+//	not-found             404 Not Found
 //	forbidden-ip          403 Forbidden
 //	forbidden             403 Forbidden
 //	rate-limited          429 Too Many Requests (send Retry-After)
@@ -66,6 +70,8 @@ func (r Reason) HTTPStatus() int {
 	switch r {
 	case ReasonUnauthorized:
 		return http.StatusUnauthorized
+	case ReasonNotFound:
+		return http.StatusNotFound
 	case ReasonForbiddenIP, ReasonForbidden:
 		return http.StatusForbidden
 	case ReasonRateLimited:
@@ -89,6 +95,7 @@ const (
 	SRTBadRequest   = 1400 // REJX_BAD_REQUEST
 	SRTUnauthorized = 1401 // REJX_UNAUTHORIZED
 	SRTForbidden    = 1403 // REJX_FORBIDDEN
+	SRTNotFound     = 1404 // REJX_NOTFOUND
 	SRTConflict     = 1409 // REJX_CONFLICT
 	SRTNotSupMedia  = 1415 // REJX_NOTSUP_MEDIA
 	SRTTooMany      = 1429 // 1000 + 429; no named constant in libsrt, SPEC §3 R-EDGE-4
@@ -99,6 +106,7 @@ const (
 // SRTCode is the SRT reject reason for r:
 //
 //	unauthorized          1401 REJX_UNAUTHORIZED
+//	not-found             1404 REJX_NOTFOUND
 //	forbidden-ip          1403 REJX_FORBIDDEN
 //	forbidden             1403 REJX_FORBIDDEN
 //	rate-limited          1429 (1000 + HTTP 429)
@@ -115,6 +123,8 @@ func (r Reason) SRTCode() int {
 	switch r {
 	case ReasonUnauthorized:
 		return SRTUnauthorized
+	case ReasonNotFound:
+		return SRTNotFound
 	case ReasonForbiddenIP, ReasonForbidden:
 		return SRTForbidden
 	case ReasonRateLimited:

@@ -176,11 +176,19 @@ func (s *Session) BitrateKbps() int64 { return s.meter.kbps(s.a.clock.Now()) }
 // access unit of every track: it takes no lock and allocates nothing unless
 // it ends the session. track is accepted so per-track rules can be added
 // without changing every protocol; the meter counts the whole publish.
-func (s *Session) ObserveAU(au media.AccessUnit, _ media.Track) {
+func (s *Session) ObserveAU(au media.AccessUnit, _ media.Track) { s.observe(au.Size()) }
+
+// ObserveBytes feeds n bytes of media to the bitrate meter, for a protocol
+// that sees bytes rather than access units (Live Push: the bodies of
+// segment and init uploads, as they arrive). Same cost and rules as
+// ObserveAU; safe to call from several requests at once.
+func (s *Session) ObserveBytes(n int) { s.observe(n) }
+
+func (s *Session) observe(n int) {
 	if s.ended.Load() {
 		return
 	}
-	if bps, over := s.meter.add(au.Size()); over {
+	if bps, over := s.meter.add(n); over {
 		s.End(ReasonBitrateExceeded, fmt.Sprintf("bitrate %d kbps over the slot limit of %d kbps (+%.0f%%) for %s",
 			int64(bps/1000), s.slot.IngestBitrateKbps, (s.a.cfg.BitrateTolerance-1)*100, s.a.cfg.BitrateWindow))
 	}

@@ -17,8 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/liveingest/liveingest/edge/admit"
 	"github.com/liveingest/liveingest/edge/tlsauto"
 	"github.com/liveingest/liveingest/internal/testenv"
+	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/coord/memory"
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/slots"
@@ -41,6 +43,7 @@ type env struct {
 	st    store.Store
 	repo  *slots.Repo
 	coord *memory.Coord
+	adm   *admit.Admission // the edge's one admission, as RTMP, SRT and WHIP would share it
 	srv   *Server
 	reg   *prometheus.Registry
 	ts    *httptest.Server // https, mux
@@ -50,7 +53,8 @@ type env struct {
 	id    keys.SlotID
 }
 
-type envOpt func(*Config)
+// envOpt adjusts the push server's and the admission's configuration.
+type envOpt func(*Config, *admit.Config)
 
 func backends(t *testing.T, f func(t *testing.T, st store.Store)) {
 	t.Run("disk", func(t *testing.T) { f(t, teststores.Disk(t)) })
@@ -64,18 +68,27 @@ func newEnv(t *testing.T, st store.Store, opts ...envOpt) *env {
 		t.Fatal(err)
 	}
 	co := memory.New(nil)
-	cfg := Config{EdgeID: "edge-test", LeaseTTL: 2 * time.Second}
+	cfg := Config{EdgeID: "edge-test", IdleTimeout: 2 * time.Second}
+	acfg := admit.Config{EdgeID: "edge-test"}
 	for _, o := range opts {
-		o(&cfg)
+		o(&cfg, &acfg)
 	}
-	cfg = cfg.WithDefaults()
-	lim, err := co.NewLimiter(cfg.AuthFailRate)
+	acfg = acfg.WithDefaults()
+	reg := prometheus.NewRegistry()
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	keyLim, err := co.NewLimiter(acfg.KeyRate)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	srv, err := New(cfg, Deps{Slots: repo, Store: st, Locker: co, AuthLimiter: lim, Logger: logger, Metrics: reg})
+	authLim, err := co.NewLimiter(acfg.AuthFailRate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, err := admit.New(acfg, admit.Deps{Slots: repo, Locker: co, KeyLimiter: keyLim, AuthLimiter: authLim, Registry: co, Logger: logger, Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(cfg, Deps{Admitter: adm, Store: st, Logger: logger, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +98,7 @@ func newEnv(t *testing.T, st store.Store, opts ...envOpt) *env {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(PathPrefix, srv.Handler())
-	e := &env{st: st, repo: repo, coord: co, srv: srv, reg: reg}
+	e := &env{st: st, repo: repo, coord: co, adm: adm, srv: srv, reg: reg}
 	e.ts = httptest.NewUnstartedServer(mux)
 	e.ts.TLS = cert.TLSConfig()
 	e.ts.StartTLS()
@@ -244,6 +257,34 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// live lists the slot's live registry entries (the live status's sessions).
+func (e *env) live(t *testing.T, id keys.SlotID) []coord.Session {
+	t.Helper()
+	l, err := e.coord.List(t.Context(), string(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []coord.Session
+	for _, s := range l {
+		if s.Ended.IsZero() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// leaseFree reports whether the slot's primary lease can be taken now (and
+// gives it back at once).
+func (e *env) leaseFree(t *testing.T, id keys.SlotID) bool {
+	t.Helper()
+	l, err := e.coord.Acquire(t.Context(), keys.SlotLease(id, keys.Primary), time.Second, coord.Owner{ID: "probe"})
+	if err != nil {
+		return false
+	}
+	_ = l.Release(t.Context())
+	return true
 }
 
 func basic(user, pass string) string {

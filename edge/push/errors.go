@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveingest/liveingest/edge/admit"
 )
 
 // Sentinel reasons. Every rejection wraps one of them; the text after the
@@ -20,21 +23,10 @@ var (
 	// ErrBadPath is returned when the URL path is not /push/<slot id>/<rel>
 	// with rel valid under keys.ParseRelPath (traversal, encoded separators…).
 	ErrBadPath = errors.New("bad path")
-	// ErrUnauthorized is returned when credentials are missing or wrong.
+	// ErrUnauthorized is returned when a request carries no Basic
+	// credentials. (Wrong ones are admission's to refuse: see
+	// admissionReason.)
 	ErrUnauthorized = errors.New("unauthorized")
-	// ErrTooManyFailures is returned when the source IP used up its budget
-	// of failed logins (R-EDGE-3).
-	ErrTooManyFailures = errors.New("too many failed logins")
-	// ErrUnknownSlot is returned when no slot has the id in the path.
-	ErrUnknownSlot = errors.New("unknown slot")
-	// ErrNotLivePush is returned when the slot exists but is not live-push.
-	ErrNotLivePush = errors.New("not a live-push slot")
-	// ErrIPNotAllowed is returned when the source IP is outside the slot's
-	// publish_ip_allow list (R-SLOT-6).
-	ErrIPNotAllowed = errors.New("publisher ip not allowed")
-	// ErrSlotBusy is returned when another publisher holds the slot's lease
-	// for this role (R-EDGE-1, R-EDGE-2).
-	ErrSlotBusy = errors.New("slot busy")
 	// ErrTooLarge is returned when a body exceeds Config.MaxObjectBytes or
 	// a PROPFIND body exceeds its cap.
 	ErrTooLarge = errors.New("body too large")
@@ -56,6 +48,13 @@ var (
 	ErrAborted = errors.New("upload aborted")
 )
 
+// admissionReason is the reason of a refusal admission decided (unknown
+// slot, wrong credentials, blocked address, busy, …): its admit.Reason word,
+// the word every protocol shows.
+type admissionReason admit.Reason
+
+func (r admissionReason) Error() string { return string(r) }
+
 // allowed is the Allow header value (RFC 9110 §10.2.1) of every resource.
 const allowed = "OPTIONS, PROPFIND, MKCOL, PUT, DELETE"
 
@@ -69,6 +68,7 @@ type rejection struct {
 	level      slog.Level
 	body       string // when set, sent instead of the text body (XML)
 	cause      error  // logged, never sent: may name internal keys
+	logged     bool   // admission logged it already
 }
 
 func (r *rejection) Error() string { return r.reason.Error() + ": " + r.detail }
@@ -82,15 +82,19 @@ func reject(status int, reason error, format string, args ...any) *rejection {
 	return &rejection{status: status, reason: reason, detail: fmt.Sprintf(format, args...), level: lvl}
 }
 
-// reasonLabel is the metric label of a reason: short, fixed vocabulary.
+// reasonLabel is the metric label of a reason: short, fixed vocabulary
+// (push's own reasons, then admission's, whose set admit.Reasons bounds).
 func reasonLabel(err error) string {
+	var ar admissionReason
+	if errors.As(err, &ar) {
+		return strings.ReplaceAll(string(ar), "-", "_")
+	}
 	for _, r := range []struct {
 		err   error
 		label string
 	}{
 		{ErrHTTPSRequired, "https_required"}, {ErrBadPath, "bad_path"}, {ErrUnauthorized, "unauthorized"},
-		{ErrTooManyFailures, "rate_limited"}, {ErrUnknownSlot, "unknown_slot"}, {ErrNotLivePush, "not_live_push"},
-		{ErrIPNotAllowed, "ip_not_allowed"}, {ErrSlotBusy, "slot_busy"}, {ErrTooLarge, "too_large"},
+		{ErrTooLarge, "too_large"},
 		{ErrMethod, "method"}, {ErrNotFound, "not_found"}, {ErrForbidden, "forbidden"},
 		{ErrUnsupported, "unsupported"}, {ErrUnavailable, "unavailable"}, {ErrAborted, "aborted"},
 	} {
@@ -145,6 +149,9 @@ func (s *Server) writeRejection(w http.ResponseWriter, r *http.Request, rej *rej
 		_ = rc.SetReadDeadline(time.Now()) // and nothing more is read
 	}
 	s.m.rejected(reasonLabel(rej.reason))
+	if rej.logged {
+		return
+	}
 	args := append([]any{"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,
 		"status", rej.status, "reason", rej.reason.Error(), "detail", rej.detail}, attrs...)
 	if rej.cause != nil {

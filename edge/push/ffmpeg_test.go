@@ -6,9 +6,12 @@ import (
 	"context"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/liveingest/liveingest/internal/testenv"
 
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/lifecycle"
@@ -19,6 +22,14 @@ import (
 // muxer arguments and output name, and fails t on a non-zero exit.
 func runFFmpeg(t *testing.T, e *env, out string, muxArgs ...string) {
 	t.Helper()
+	startFFmpeg(t, e, 6, out, muxArgs...)()
+}
+
+// startFFmpeg starts pushing seconds of live test media to e's slot and
+// returns a function that waits for the end and fails t on a non-zero exit
+// or an HTTP error reported by ffmpeg.
+func startFFmpeg(t *testing.T, e *env, seconds int, out string, muxArgs ...string) (wait func()) {
+	t.Helper()
 	ff, err := exec.LookPath("ffmpeg")
 	if err != nil {
 		t.Skip("ffmpeg not installed")
@@ -26,19 +37,30 @@ func runFFmpeg(t *testing.T, e *env, out string, muxArgs ...string) {
 	u := strings.Replace(e.url(e.id, out), "https://", "https://"+testUser+":"+testPass+"@", 1)
 	args := []string{"-hide_banner", "-loglevel", "warning", "-nostdin",
 		"-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=440",
-		"-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "50",
+		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "50",
 		"-c:a", "aac", "-method", "PUT", "-http_persistent", "0"}
 	args = append(append(args, muxArgs...), u)
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(seconds)*time.Second+60*time.Second)
 	cmd := exec.CommandContext(ctx, ff, args...)
-	var stderr bytes.Buffer
+	var stderr testenv.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, stderr.String())
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("ffmpeg: %v", err)
 	}
-	if s := stderr.String(); strings.Contains(s, "HTTP error") || strings.Contains(s, "Server returned") {
-		t.Fatalf("ffmpeg reported HTTP errors:\n%s", s)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cancel(); <-done; done <- nil })
+	return func() {
+		t.Helper()
+		err := <-done
+		done <- err
+		if err != nil {
+			t.Fatalf("ffmpeg: %v\n%s", err, stderr.String())
+		}
+		if s := stderr.String(); strings.Contains(s, "HTTP error") || strings.Contains(s, "Server returned") {
+			t.Fatalf("ffmpeg reported HTTP errors:\n%s", s)
+		}
 	}
 }
 

@@ -4,17 +4,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"time"
 
-	"github.com/liveingest/liveingest/origin/coord"
+	"github.com/liveingest/liveingest/edge/admit"
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/lifecycle"
-	"github.com/liveingest/liveingest/origin/slots"
 	"github.com/liveingest/liveingest/origin/store"
 )
 
@@ -62,63 +61,70 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeRejection(w, r, rej)
 		return
 	}
-	ip, ok := remoteIP(r)
+	remote, ok := remoteAddr(r)
 	if !ok {
 		s.writeRejection(w, r, reject(http.StatusBadRequest, ErrBadPath, "cannot parse the remote address"))
 		return
 	}
-	ctx := r.Context()
-	sl, user, rej := s.authenticate(ctx, r, t.id, ip)
-	if rej != nil {
+	user, pw, ok := r.BasicAuth()
+	if !ok || user == "" {
+		// A client without credentials is usually asking for the challenge
+		// (RFC 7617 §2); it costs nothing, so it is not counted. ffmpeg
+		// sends every request without credentials first: logged at Debug,
+		// or each segment would cost an Info line.
+		rej := reject(http.StatusUnauthorized, ErrUnauthorized, "credentials required (Basic)")
+		rej.level = slog.LevelDebug
 		s.writeRejection(w, r, rej, "slot", string(t.id))
 		return
 	}
-	if sl.Type != slots.TypeLivePush {
-		s.writeRejection(w, r, reject(http.StatusForbidden, ErrNotLivePush, "slot %s is of type %s, not %s", t.id, sl.Type, slots.TypeLivePush), "slot", string(t.id))
-		return
-	}
-	if !sl.PublisherAllowed(ip) {
-		s.writeRejection(w, r, reject(http.StatusForbidden, ErrIPNotAllowed, "publishing from %s is not allowed by the slot's publish_ip_allow list", ip), "slot", string(t.id))
-		return
-	}
-	if r.Method != "PROPFIND" {
-		// Writes need the session lease (one publisher per slot and role);
-		// listing does not, so a monitoring client with valid credentials
-		// never displaces or blocks the encoder.
-		owner := coord.Owner{ID: "push:" + user + "@" + ip.String(), Edge: s.cfg.EdgeID, Protocol: "push", Remote: ip.String()}
-		if rej := s.sessions.admit(ctx, t.id, s.cfg.Role, owner); rej != nil {
-			s.writeRejection(w, r, rej, "slot", string(t.id), "user", user)
+	// Admission works on a context of its own: a client that hung up
+	// cannot leave a half-made admission behind, and the timeout bounds a
+	// coordination service that does not answer.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.AdmitTimeout)
+	defer cancel()
+	req := admit.Request{Protocol: admit.ProtocolPush, SlotID: t.id, Role: s.cfg.Role, Remote: remote, Verify: s.verifier(user, pw)}
+	if r.Method == "PROPFIND" {
+		// Listing needs the credentials, not the session: a monitoring
+		// client never displaces or blocks the encoder.
+		if _, err := s.adm.Check(actx, req); err != nil {
+			s.writeRejection(w, r, admissionRejection(err))
 			return
 		}
+		cancel()
+		if rej := s.propfind(w, r, t); rej != nil {
+			s.writeRejection(w, r, rej, "slot", string(t.id))
+		}
+		return
 	}
-	var err *rejection
+	// Writes need the session (one publisher per slot and role).
+	p, err := s.sessions.begin(actx, req, user)
+	cancel()
+	if err != nil {
+		s.writeRejection(w, r, admissionRejection(err))
+		return
+	}
+	defer s.sessions.finish(p)
 	switch r.Method {
 	case http.MethodPut:
-		err = s.put(w, r, t)
+		rej = s.put(w, r, t, p.sess)
 	case "MKCOL":
-		err = s.mkcol(w, r, t)
+		rej = s.mkcol(w, r, t)
 	case http.MethodDelete:
-		err = s.delete(w, r, t)
-	case "PROPFIND":
-		err = s.propfind(w, r, t)
+		rej = s.delete(w, r, t)
 	}
-	if err != nil {
-		s.writeRejection(w, r, err, "slot", string(t.id), "user", user)
+	if rej != nil {
+		s.writeRejection(w, r, rej, "slot", string(t.id), "session", p.sess.ID())
 	}
 }
 
-// remoteIP is the client's address without port, IPv4-mapped IPv6 unmapped
-// so that allow-lists and limiter keys see one form.
-func remoteIP(r *http.Request) (netip.Addr, bool) {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// remoteAddr is the client's address, IPv4-mapped IPv6 unmapped so that
+// allow-lists and failed-auth budgets see one form.
+func remoteAddr(r *http.Request) (netip.AddrPort, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		host = r.RemoteAddr
+		return netip.AddrPort{}, false
 	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	return a.Unmap().WithZone(""), true
+	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()), true
 }
 
 // sanitizeMethod keeps a client-chosen method printable and short for the
@@ -133,7 +139,11 @@ func sanitizeMethod(m string) string {
 // put stores the body under the target key (RFC 9110 §9.3.4; RFC 4918 §9.7).
 // The answer (201 created, 204 replaced) is written only after Store.Put
 // returned nil: the object is then whole and durable (R-STORE-2).
-func (s *Server) put(w http.ResponseWriter, r *http.Request, t target) *rejection {
+//
+// The bodies of segments and init files feed the session's bitrate meter as
+// they arrive: the live status shows what the publisher uploads, and the
+// slot's ingest_bitrate_kbps holds for Live Push as for every protocol.
+func (s *Server) put(w http.ResponseWriter, r *http.Request, t target, sess *admit.Session) *rejection {
 	if t.rel == "" || t.dir {
 		return reject(http.StatusMethodNotAllowed, ErrMethod, "PUT needs a file path, not a collection")
 	}
@@ -166,6 +176,9 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, t target) *rejectio
 		m.Size = size // the store fails the Put if fewer bytes arrive
 	}
 	body := &countingReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxObjectBytes)}
+	if class != store.ClassManifest {
+		body.observe = sess.ObserveBytes
+	}
 	info, err := s.st.Put(ctx, key, body, m)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -216,16 +229,20 @@ func mediaType(v string) string {
 
 // countingReader remembers how much was read and the first read error that
 // was not io.EOF, to tell a client abort or an oversize body from a store
-// failure.
+// failure, and hands each chunk's size to observe (if set).
 type countingReader struct {
-	r   io.Reader
-	n   int64
-	err error
+	r       io.Reader
+	n       int64
+	err     error
+	observe func(int)
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.observe != nil && n > 0 {
+		c.observe(n)
+	}
 	if err != nil && c.err == nil {
 		c.err = err
 	}

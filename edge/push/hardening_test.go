@@ -12,8 +12,13 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/liveingest/liveingest/edge/admit"
+	"github.com/liveingest/liveingest/origin/keys"
+	"github.com/liveingest/liveingest/origin/slots"
 )
 
 // TestRefusedEndlessBody: a PUT refused before its body is read — no
@@ -103,45 +108,29 @@ func endlessPut(t *testing.T, addr, path, hdr string, sendSome bool) (status int
 	return resp.StatusCode, err != nil && !(errors.As(err, &ne) && ne.Timeout()) && !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-// TestAuthLimiterIPv6Slash64: the failed-login budget is per IPv4 address
-// or IPv6 /64, as edge admission counts: the addresses of one /64 share it,
-// the next /64 has its own.
-func TestAuthLimiterIPv6Slash64(t *testing.T) {
-	for _, c := range []struct{ a, b string }{
-		{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"},
-		{"fe80::1%eth0", "fe80::2"},
-		{"192.0.2.1", "::ffff:192.0.2.1"},
-	} {
-		ka, kb := limiterKey(sourceOf(netip.MustParseAddr(c.a))), limiterKey(sourceOf(netip.MustParseAddr(c.b)))
-		if ka != kb {
-			t.Errorf("%s and %s have different budgets: %s, %s", c.a, c.b, ka, kb)
-		}
+// serveFrom runs one request through the handler as if it came from
+// remote (the TCP peer cannot be chosen in a test), over TLS.
+func (e *env) serveFrom(t *testing.T, method, remote string, id keys.SlotID, user, pass string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(method, "https://push.example"+PathPrefix+string(id)+"/seg.ts", strings.NewReader("x"))
+	r.RemoteAddr = remote
+	if user != "" {
+		r.SetBasicAuth(user, pass)
 	}
-	for _, c := range []struct{ a, b string }{
-		{"2001:db8:1:2::1", "2001:db8:1:3::1"},
-		{"192.0.2.1", "192.0.2.2"},
-	} {
-		if limiterKey(sourceOf(netip.MustParseAddr(c.a))) == limiterKey(sourceOf(netip.MustParseAddr(c.b))) {
-			t.Errorf("%s and %s share a budget", c.a, c.b)
-		}
-	}
-	if got := limiterKey(sourceOf(netip.MustParseAddr("2001:db8:1:2:3:4:5:6"))); got != "push-auth:2001:db8:1:2::/64" {
-		t.Errorf("key %q", got)
-	}
+	w := httptest.NewRecorder()
+	e.srv.Handler().ServeHTTP(w, r)
+	return w
+}
 
-	// Through authenticate: ten failures spread over one /64 use up the
-	// budget of every address in it, not of the next /64.
+// TestAuthLimiterIPv6Slash64: the failed-login budget is admission's, per
+// IPv4 address or IPv6 /64: the addresses of one /64 share it, the next /64
+// has its own.
+func TestAuthLimiterIPv6Slash64(t *testing.T) {
 	e := newEnv(t, teststoresDisk(t))
 	try := func(ip, pass string) int {
-		r := httptest.NewRequest(http.MethodPut, e.url(e.id, "seg.ts"), nil)
-		r.SetBasicAuth(testUser, pass)
-		_, _, rej := e.srv.authenticate(t.Context(), r, e.id, netip.MustParseAddr(ip))
-		if rej == nil {
-			return http.StatusOK
-		}
-		return rej.status
+		return e.serveFrom(t, http.MethodPut, netip.AddrPortFrom(netip.MustParseAddr(ip), 443).String(), e.id, testUser, pass).Code
 	}
-	for i := range DefaultAuthFailRate.Burst {
+	for i := range admit.DefaultAuthFailRate.Burst {
 		if got := try(fmt.Sprintf("2001:db8:1:2::%x", i+1), "wrong"); got != http.StatusUnauthorized {
 			t.Fatalf("failure %d = %d", i+1, got)
 		}
@@ -152,10 +141,74 @@ func TestAuthLimiterIPv6Slash64(t *testing.T) {
 	if got := try("2001:db8:1:2::99", testPass); got != http.StatusTooManyRequests {
 		t.Fatalf("right password from the blocked /64 = %d, want 429", got)
 	}
-	if got := try("2001:db8:1:3::1", testPass); got != http.StatusOK {
-		t.Fatalf("right password from the next /64 = %d, want 200", got)
+	if got := try("2001:db8:1:3::1", testPass); got != http.StatusCreated {
+		t.Fatalf("right password from the next /64 = %d, want 201", got)
 	}
 	if got := try("2001:db8:1:3::1", "wrong"); got != http.StatusUnauthorized {
 		t.Fatalf("wrong password from the next /64 = %d, want 401", got)
 	}
 }
+
+// TestAuthBudgetSharedWithRTMP: wrong stream keys over RTMP and wrong Live
+// Push passwords from one address spend one budget (admission's), and the
+// blocked address is refused before bcrypt runs; the success cache spares
+// bcrypt for every segment after the first, until the slot changes.
+func TestAuthBudgetSharedWithRTMP(t *testing.T) {
+	e := newEnv(t, teststoresDisk(t))
+	var bcrypts atomic.Int32
+	check := e.srv.checkPassword
+	e.srv.checkPassword = func(sl *slots.Slot, user, pw string) error { bcrypts.Add(1); return check(sl, user, pw) }
+
+	// The success cache: one bcrypt for ten segments from the encoder.
+	for i := range 10 {
+		if r := e.put(t, fmt.Sprintf("seg%d.ts", i), "x"); r.status != http.StatusCreated {
+			t.Fatalf("PUT %d = %d %s", i, r.status, r.body)
+		}
+	}
+	if n := bcrypts.Load(); n != 1 {
+		t.Fatalf("%d bcrypt checks for 10 segments, want 1", n)
+	}
+	// A configuration change invalidates it.
+	if _, err := e.repo.Update(t.Context(), e.id, 0, slots.Input{Description: ptr("changed")}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.put(t, "seg10.ts", "x"); r.status != http.StatusCreated || bcrypts.Load() != 2 {
+		t.Fatalf("after an update: %d, %d bcrypt checks", r.status, bcrypts.Load())
+	}
+
+	const attacker = "192.0.2.9"
+	rtmp := func() admit.Reason {
+		_, err := e.adm.Admit(t.Context(), admit.Request{Protocol: admit.ProtocolRTMP, StreamKey: "sk_not-a-key-0123456789",
+			Role: keys.Primary, Remote: netip.MustParseAddrPort(attacker + ":50000")})
+		return admit.ReasonOf(err)
+	}
+	for i := range admit.DefaultAuthFailRate.Burst {
+		if i%2 == 0 {
+			if got := rtmp(); got != admit.ReasonUnauthorized {
+				t.Fatalf("failure %d over RTMP = %s", i+1, got)
+			}
+		} else if got := e.serveFrom(t, http.MethodPut, attacker+":443", e.id, testUser, "wrong").Code; got != http.StatusUnauthorized {
+			t.Fatalf("failure %d over push = %d", i+1, got)
+		}
+	}
+	w := e.serveFrom(t, http.MethodPut, attacker+":443", e.id, testUser, "wrong")
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" || !strings.HasPrefix(w.Body.String(), "rate-limited: ") {
+		t.Fatalf("11th failure (push) = %d %q Retry-After=%q", w.Code, w.Body.String(), w.Header().Get("Retry-After"))
+	}
+	// From now on the address is refused before its credentials are looked at.
+	before := bcrypts.Load()
+	if w := e.serveFrom(t, http.MethodPut, attacker+":443", e.id, testUser, testPass); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("blocked address, right password, PUT = %d", w.Code)
+	}
+	if w := e.serveFrom(t, "PROPFIND", attacker+":443", e.id, testUser, testPass); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("blocked address, right password, PROPFIND = %d", w.Code)
+	}
+	if got := rtmp(); got != admit.ReasonRateLimited {
+		t.Fatalf("blocked address over RTMP = %s", got)
+	}
+	if n := bcrypts.Load() - before; n != 0 {
+		t.Fatalf("%d bcrypt checks for a blocked address", n)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

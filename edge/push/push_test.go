@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/liveingest/liveingest/edge/admit"
 	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/slots"
@@ -22,8 +25,8 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for field, c := range map[string]Config{
 		"MaxObjectBytes": {EdgeID: "e", MaxObjectBytes: -1},
-		"LeaseTTL":       {EdgeID: "e", LeaseTTL: time.Millisecond},
-		"AuthFailRate":   {EdgeID: "e", AuthFailRate: coord.Rate{Burst: 0, Interval: time.Second}},
+		"IdleTimeout":    {EdgeID: "e", IdleTimeout: time.Millisecond},
+		"AdmitTimeout":   {EdgeID: "e", AdmitTimeout: -1},
 		"Role":           {EdgeID: "e", Role: "tertiary"},
 		"EdgeID":         {EdgeID: "a b"},
 	} {
@@ -32,8 +35,11 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	d := (Config{EdgeID: "e"}).WithDefaults()
-	if d.MaxObjectBytes != 64<<20 || d.LeaseTTL != 15*time.Second || d.Role != keys.Primary || d.AuthFailRate != DefaultAuthFailRate {
+	if d.MaxObjectBytes != 64<<20 || d.IdleTimeout != 15*time.Second || d.AdmitTimeout != 10*time.Second || d.Role != keys.Primary {
 		t.Fatalf("defaults: %+v", d)
+	}
+	if _, err := New(d, Deps{Store: teststoresDisk(t)}); err == nil || !strings.Contains(err.Error(), "Deps.Admitter") {
+		t.Fatalf("New without an Admitter: %v", err)
 	}
 }
 
@@ -74,6 +80,9 @@ func TestPut(t *testing.T) {
 		if r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") != `Basic realm="liveingest push", charset="UTF-8"` {
 			t.Fatalf("wrong password = %d %q", r.status, r.header.Get("WWW-Authenticate"))
 		}
+		if !strings.HasPrefix(r.body, "unauthorized: ") {
+			t.Fatalf("wrong password body %q", r.body)
+		}
 		if r := e.do(t, http.MethodPut, e.url(e.id, "x.ts"), strings.NewReader("x"), "", ""); r.status != http.StatusUnauthorized {
 			t.Fatalf("no credentials = %d", r.status)
 		}
@@ -94,11 +103,11 @@ func TestPut(t *testing.T) {
 		if r := e.do(t, http.MethodPut, e.url(other, "x.ts"), strings.NewReader("x"), testUser, testPass); r.status != http.StatusForbidden || !strings.Contains(r.body, "not a live-push slot") {
 			t.Fatalf("transmux slot = %d %q", r.status, r.body)
 		}
-		if r := e.do(t, http.MethodPut, e.url("nosuchslot", "x.ts"), strings.NewReader("x"), testUser, testPass); r.status != http.StatusNotFound {
+		if r := e.do(t, http.MethodPut, e.url("nosuchslot", "x.ts"), strings.NewReader("x"), testUser, testPass); r.status != http.StatusNotFound || r.body != "not-found: no slot nosuchslot\n" {
 			t.Fatalf("unknown slot = %d %q", r.status, r.body)
 		}
 		fenced := e.createSlot(t, "fenced", slots.TypeLivePush, []string{"10.0.0.0/8", "2001:db8::/32"}, slots.CredentialIn{Username: testUser, Password: testPass})
-		if r := e.do(t, http.MethodPut, e.url(fenced, "x.ts"), strings.NewReader("x"), testUser, testPass); r.status != http.StatusForbidden || !strings.Contains(r.body, "publish_ip_allow") {
+		if r := e.do(t, http.MethodPut, e.url(fenced, "x.ts"), strings.NewReader("x"), testUser, testPass); r.status != http.StatusForbidden || !strings.HasPrefix(r.body, "forbidden-ip: address 127.0.0.1 may not publish") {
 			t.Fatalf("IP outside allow-list = %d %q", r.status, r.body)
 		}
 		if r := e.do(t, "PATCH", e.url(e.id, "x.ts"), nil, testUser, testPass); r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") == "" {
@@ -213,46 +222,92 @@ func (e *env) put2(t *testing.T, pass string) reply {
 	return e.do(t, http.MethodPut, e.url(e.id, "seg.ts"), strings.NewReader("x"), testUser, pass)
 }
 
-// TestSecondPublisher: one publisher per slot and role (R-EDGE-1/2).
+// TestSecondPublisher: one publisher per slot and role (R-EDGE-1/2): while
+// a publisher's session lives, another user of the slot is refused busy by
+// admission; listing is not; once the first is idle the second gets in.
 func TestSecondPublisher(t *testing.T) {
-	e := newEnv(t, teststoresDisk(t), func(c *Config) { c.LeaseTTL = 300 * time.Millisecond })
+	e := newEnv(t, teststoresDisk(t), func(c *Config, a *admit.Config) {
+		c.IdleTimeout = 300 * time.Millisecond
+		a.KeyRate = coord.Rate{Burst: 1000, Interval: time.Millisecond} // the waiting publisher retries often
+	})
 	id := e.createSlot(t, "two-users", slots.TypeLivePush, nil,
 		slots.CredentialIn{Username: "a", Password: "a-Passw0rd"}, slots.CredentialIn{Username: "b", Password: "other-Pass"})
 	put := func(user, pass string) reply {
 		return e.do(t, http.MethodPut, e.url(id, "seg.ts"), strings.NewReader("x"), user, pass)
 	}
-
-	// A fake RTMP publisher holds the lease directly in coord.
-	l, err := e.coord.Acquire(t.Context(), keys.SlotLease(id, keys.Primary), time.Minute,
-		coord.Owner{ID: "rtmp-session-1", Edge: "edge-9", Protocol: "rtmp", Remote: "192.0.2.7"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := put("a", "a-Passw0rd")
-	if r.status != http.StatusConflict || !strings.Contains(r.body, "rtmp") || !strings.Contains(r.body, "since") || strings.Contains(r.body, "Pass") {
-		t.Fatalf("PUT while RTMP holds the slot = %d %q", r.status, r.body)
-	}
-	if err := l.Release(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	if r := put("a", "a-Passw0rd"); r.status != http.StatusCreated {
-		t.Fatalf("PUT after release = %d %q", r.status, r.body)
+		t.Fatalf("first PUT = %d %q", r.status, r.body)
 	}
-	// Same user keeps the session (renewal); another user is refused.
+	// Same user keeps the session; another user is refused.
 	if r := put("a", "a-Passw0rd"); r.status != http.StatusNoContent {
-		t.Fatalf("renewing PUT = %d %q", r.status, r.body)
+		t.Fatalf("PUT in the session = %d %q", r.status, r.body)
 	}
-	if r := put("b", "other-Pass"); r.status != http.StatusConflict || !strings.Contains(r.body, "push:a@127.0.0.1") {
+	r := put("b", "other-Pass")
+	busy := regexp.MustCompile(`^busy: slot ` + string(id) + ` \(primary\) is already being published over push since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$`)
+	if r.status != http.StatusConflict || !busy.MatchString(r.body) || strings.Contains(r.body, "Pass") {
 		t.Fatalf("second user = %d %q", r.status, r.body)
 	}
-	// Reads do not need the lease.
+	// Reads do not need the session.
 	if r := e.do(t, "PROPFIND", e.url(id, ""), nil, "b", "other-Pass", "Depth", "1"); r.status != http.StatusMultiStatus {
 		t.Fatalf("PROPFIND by second user = %d", r.status)
 	}
-	// After a's last request the lease lapses within LeaseTTL; b gets in.
-	waitFor(t, "second publisher admitted", 10*time.Second, func() bool {
+	// IdleTimeout after a's last request its session ends; b gets in.
+	waitFor(t, "second publisher admitted", 30*time.Second, func() bool {
 		return put("b", "other-Pass").status == http.StatusNoContent
 	})
+	if l := e.live(t, id); len(l) != 1 || l[0].Protocol != "push" {
+		t.Fatalf("live status = %+v", l)
+	}
+}
+
+// TestBusyAcrossProtocols: an RTMP session (admitted by stream key, as
+// edge/rtmp does) and a Live Push session on one slot — retyped between
+// transmux and live-push while published — refuse each other with the same
+// busy message, and push answers it as 409.
+func TestBusyAcrossProtocols(t *testing.T) {
+	e := newEnv(t, teststoresDisk(t), func(c *Config, a *admit.Config) {
+		c.IdleTimeout = time.Hour
+		a.KeyRate = coord.Rate{Burst: 10, Interval: time.Second} // four admissions of one slot in a row
+	})
+	c, err := e.repo.Create(t.Context(), slots.Input{Name: ptr("both"), Type: ptr(slots.TypeTransmux),
+		Credentials: &[]slots.CredentialIn{{Username: testUser, Password: testPass}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := c.Slot.ID
+	retype := func(typ slots.Type) {
+		t.Helper()
+		if _, err := e.repo.Update(t.Context(), id, 0, slots.Input{Type: ptr(typ)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busy := func(proto string) *regexp.Regexp {
+		return regexp.MustCompile(`^slot ` + string(id) + ` \(primary\) is already being published over ` + proto + ` since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
+	}
+	rtmpReq := admit.Request{Protocol: admit.ProtocolRTMP, StreamKey: c.StreamKey, Role: keys.Primary, Remote: netip.MustParseAddrPort("192.0.2.7:50000")}
+
+	rtmp, err := e.adm.Admit(t.Context(), rtmpReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retype(slots.TypeLivePush)
+	r := e.do(t, http.MethodPut, e.url(id, "seg.ts"), strings.NewReader("x"), testUser, testPass)
+	msg, ok := strings.CutPrefix(strings.TrimSuffix(r.body, "\n"), "busy: ")
+	if r.status != http.StatusConflict || !ok || !busy("rtmp").MatchString(msg) {
+		t.Fatalf("PUT while RTMP publishes = %d %q", r.status, r.body)
+	}
+	if err := rtmp.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	if r := e.do(t, http.MethodPut, e.url(id, "seg.ts"), strings.NewReader("x"), testUser, testPass); r.status != http.StatusCreated {
+		t.Fatalf("PUT once RTMP ended = %d %q", r.status, r.body)
+	}
+	retype(slots.TypeTransmux)
+	_, err = e.adm.Admit(t.Context(), rtmpReq)
+	if rej := admit.AsRejection(err); rej.Reason != admit.ReasonBusy || !busy("push").MatchString(rej.Message) || rej.HeldBy != admit.ProtocolPush {
+		t.Fatalf("RTMP while Live Push publishes = %v", err)
+	}
 }
 
 // TestTraversal: every escape attempt is refused and nothing lands outside
@@ -374,9 +429,10 @@ func TestDAV(t *testing.T) {
 	}
 }
 
-// TestCloseReleases: Close gives the lease back at once.
+// TestCloseReleases: Close ends the session: the lease is back and the live
+// status empty at once.
 func TestCloseReleases(t *testing.T) {
-	e := newEnv(t, teststoresDisk(t), func(c *Config) { c.LeaseTTL = time.Hour })
+	e := newEnv(t, teststoresDisk(t), func(c *Config, _ *admit.Config) { c.IdleTimeout = time.Hour })
 	if r := e.put(t, "a.ts", "x"); r.status != http.StatusCreated {
 		t.Fatal(r.status)
 	}
@@ -385,11 +441,9 @@ func TestCloseReleases(t *testing.T) {
 	if err := e.srv.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	l, err := e.coord.Acquire(ctx, keys.SlotLease(e.id, keys.Primary), time.Second, coord.Owner{ID: "next"})
-	if err != nil {
-		t.Fatalf("lease not released by Close: %v", err)
+	if !e.leaseFree(t, e.id) || len(e.live(t, e.id)) != 0 {
+		t.Fatalf("after Close: lease free %v, live %+v", e.leaseFree(t, e.id), e.live(t, e.id))
 	}
-	_ = l.Release(ctx)
 	if r := e.put(t, "b.ts", "x"); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("PUT after Close = %d", r.status)
 	}

@@ -4,18 +4,24 @@
 // PROPFIND, DELETE), authenticated with Basic Auth (RFC 7617) against the
 // slot's credentials.
 //
-// Admission follows R-EDGE-ADMIT in this order, each step with an explicit
-// rejection (R-EDGE-4, text/plain body, one log line):
+// Admission is edge/admit's, the one every protocol takes (R-EDGE-ADMIT):
+// by slot id (the URL names the slot), with the Basic Auth password as the
+// protocol's credential (admit.Request.Verify), so a Live Push publisher
+// has a lease with a fencing token, a live-status entry with protocol
+// "push" and its bitrate, and shares the failed-auth budget and block rules
+// of every protocol. Each step has an explicit rejection (R-EDGE-4,
+// text/plain body "<reason>: <message>", as WHIP and RTMP send it):
 //
 //	plain HTTP                       403 (before the Authorization header is looked at)
 //	bad path / slot id               400
-//	no credentials                   401 + WWW-Authenticate
-//	IP over its failed-login budget  429 + Retry-After (before bcrypt)
-//	wrong credentials                401 (counted per source IP, R-EDGE-3)
-//	unknown slot                     404
+//	no credentials                   401 + WWW-Authenticate (not counted: clients ask for the challenge)
+//	address over its failed-auth budget 429 + Retry-After (before bcrypt)
+//	unknown slot                     404 (counted as a failed authentication)
 //	not a live-push slot             403
-//	IP outside publish_ip_allow      403 (R-SLOT-6)
-//	another publisher holds the lease 409 naming the holder (R-EDGE-1/2)
+//	address outside publish_ip_allow 403 (R-SLOT-6)
+//	wrong credentials                401 (counted per IPv4 address or IPv6 /64, R-EDGE-3)
+//	too many publish attempts        429 + Retry-After (per slot and role)
+//	another publisher holds the slot 409 "busy: slot … is already being published over <protocol> since …" (R-EDGE-1/2)
 //	coordination unavailable         503 + Retry-After (R-COORD-4)
 //
 // Bodies stream into the Store; the 201/204 is sent only after Store.Put
@@ -34,7 +40,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/liveingest/liveingest/origin/coord"
+	"github.com/liveingest/liveingest/edge/admit"
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/slots"
 	"github.com/liveingest/liveingest/origin/store"
@@ -43,27 +49,24 @@ import (
 // PathPrefix is where the handler is mounted: /push/<slot id>/<rel path>.
 const PathPrefix = "/push/"
 
-// DefaultAuthFailRate is the default per-source-IP budget of failed logins:
-// a burst of 10, then one per 6 s, so the 11th failure within a minute is
-// refused with 429 (R-EDGE-3).
-var DefaultAuthFailRate = coord.Rate{Burst: 10, Interval: 6 * time.Second}
-
 // Config configures a Server. The zero value of every field but EdgeID
 // takes its default (see WithDefaults).
 type Config struct {
 	// MaxObjectBytes caps the body of one PUT; a larger body is refused with
 	// 413 and nothing is stored. Default: 64 MiB.
 	MaxObjectBytes int64
-	// LeaseTTL is how long a push session lives after its last request: the
-	// slot lease of the publisher is renewed by every request and lapses
-	// this long after the last one, letting another publisher in. Default: 15s.
-	LeaseTTL time.Duration
-	// AuthFailRate is the per-source-IP budget of failed logins; the caller
-	// builds Deps.AuthLimiter with it. Default: burst 10, then one per 6 s.
-	AuthFailRate coord.Rate
+	// IdleTimeout is how long a push session lives after the last request
+	// of its publisher finished: HTTP has no end of stream, so a publisher
+	// that stopped uploading for this long has ended, its session is closed
+	// and the slot is free for the next one at once. It must exceed the
+	// slots' segment duration with room for a slow upload. Default: 15s.
+	IdleTimeout time.Duration
+	// AdmitTimeout bounds the admission of one request (slot lookup,
+	// coordination). Default: 10s.
+	AdmitTimeout time.Duration
 	// Role is the ingest role this edge writes as (R-SLOT-3). Default: primary.
 	Role keys.Role
-	// EdgeID names this node in leases and rejection messages. Default: none (required).
+	// EdgeID names this node in its log lines. Default: none (required).
 	EdgeID string
 }
 
@@ -72,11 +75,11 @@ func (c Config) WithDefaults() Config {
 	if c.MaxObjectBytes == 0 {
 		c.MaxObjectBytes = 64 << 20
 	}
-	if c.LeaseTTL == 0 {
-		c.LeaseTTL = 15 * time.Second
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 15 * time.Second
 	}
-	if c.AuthFailRate == (coord.Rate{}) {
-		c.AuthFailRate = DefaultAuthFailRate
+	if c.AdmitTimeout == 0 {
+		c.AdmitTimeout = 10 * time.Second
 	}
 	if c.Role == "" {
 		c.Role = keys.Primary
@@ -89,10 +92,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxObjectBytes <= 0:
 		return fmt.Errorf("push: Config.MaxObjectBytes: must be positive, not %d", c.MaxObjectBytes)
-	case c.LeaseTTL < 100*time.Millisecond:
-		return fmt.Errorf("push: Config.LeaseTTL: must be at least 100ms, not %v", c.LeaseTTL)
-	case c.AuthFailRate.Burst < 1 || c.AuthFailRate.Interval <= 0:
-		return fmt.Errorf("push: Config.AuthFailRate: burst must be >= 1 and interval positive, not %+v", c.AuthFailRate)
+	case c.IdleTimeout < 100*time.Millisecond:
+		return fmt.Errorf("push: Config.IdleTimeout: must be at least 100ms, not %v", c.IdleTimeout)
+	case c.AdmitTimeout <= 0:
+		return fmt.Errorf("push: Config.AdmitTimeout: must be positive, not %v", c.AdmitTimeout)
 	case c.EdgeID == "":
 		return errors.New("push: Config.EdgeID: required")
 	}
@@ -105,27 +108,31 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Slots is what the push server needs of the slot repository (*slots.Repo).
-type Slots interface {
-	// Lookup returns the slot (possibly from a short cache) or an error
-	// wrapping slots.ErrNotFound.
-	Lookup(ctx context.Context, id keys.SlotID) (*slots.Slot, error)
-	// CheckPassword verifies Basic Auth credentials: slots.ErrBadCredentials
-	// for an unknown user or a wrong password, slots.ErrNotFound for an
-	// unknown slot. It costs a bcrypt comparison (~50 ms).
-	CheckPassword(ctx context.Context, id keys.SlotID, user, password string) (*slots.Slot, error)
+// Admitter is what the push server needs of edge admission
+// (*admit.Admission).
+type Admitter interface {
+	// Admit admits the first write of a publisher: a Session holding the
+	// slot's lease for the role and its live-status entry, which the caller
+	// must Close. Errors are *admit.Rejection, already logged and counted.
+	Admit(ctx context.Context, r admit.Request) (*admit.Session, error)
+	// Check authenticates a later request of an admitted publisher, or a
+	// request that only reads, under the same rules and failed-auth budget
+	// without touching the lease. Errors are *admit.Rejection, already
+	// logged and counted.
+	Check(ctx context.Context, r admit.Request) (*slots.Slot, error)
 }
+
+var _ Admitter = (*admit.Admission)(nil)
 
 // Deps are the collaborators of a Server.
 type Deps struct {
-	Slots  Slots       // required
-	Store  store.Store // required
-	Locker coord.Locker
-	// AuthLimiter counts failed logins per source IP; build it with
-	// Config.AuthFailRate. Required.
-	AuthLimiter coord.Limiter
-	// Logger gets one line per rejection and per session start/end; never a
-	// password or an Authorization header. Default: slog.Default().
+	// Admitter admits publishers; share the edge's one admission with the
+	// other protocols, so that its block list and limits are one. Required.
+	Admitter Admitter
+	Store    store.Store // required
+	// Logger gets one line per rejection push decides itself (admission
+	// logs its own); never a password or an Authorization header.
+	// Default: slog.Default().
 	Logger *slog.Logger
 	// Metrics registers liveingest_push_rejections_total{reason} and
 	// liveingest_push_objects_total{class}. Default: nil, no metrics.
@@ -134,18 +141,16 @@ type Deps struct {
 
 // Server is the Live Push ingest. It is safe for concurrent use.
 type Server struct {
-	cfg   Config
-	slots Slots
-	st    store.Store
-	lock  coord.Locker
-	lim   coord.Limiter
-	log   *slog.Logger
-	m     *metrics
+	cfg Config
+	adm Admitter
+	st  store.Store
+	log *slog.Logger
+	m   *metrics
 
-	auth     *authCache
-	blocked  *blockList
-	sessions *sessions
-	dirs     *collections
+	auth          *authCache
+	checkPassword func(sl *slots.Slot, user, pw string) error // bcrypt; a field so that tests can count the calls
+	sessions      *sessions
+	dirs          *collections
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -158,14 +163,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	switch {
-	case deps.Slots == nil:
-		return nil, errors.New("push: Deps.Slots: required")
+	case deps.Admitter == nil:
+		return nil, errors.New("push: Deps.Admitter: required")
 	case deps.Store == nil:
 		return nil, errors.New("push: Deps.Store: required")
-	case deps.Locker == nil:
-		return nil, errors.New("push: Deps.Locker: required")
-	case deps.AuthLimiter == nil:
-		return nil, errors.New("push: Deps.AuthLimiter: required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
@@ -176,14 +177,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	log := deps.Logger.With("proto", "push", "edge", cfg.EdgeID, "role", string(cfg.Role))
 	s := &Server{
-		cfg: cfg, slots: deps.Slots, st: deps.Store, lock: deps.Locker, lim: deps.AuthLimiter,
-		log: log, m: m,
-		auth:    newAuthCache(authCacheTTL, time.Now),
-		blocked: newBlockList(time.Now),
-		dirs:    newCollections(),
-		closed:  make(chan struct{}),
+		cfg: cfg, adm: deps.Admitter, st: deps.Store, log: log, m: m,
+		auth:          newAuthCache(authCacheTTL, time.Now),
+		checkPassword: func(sl *slots.Slot, user, pw string) error { return sl.CheckPassword(user, pw) },
+		dirs:          newCollections(),
+		closed:        make(chan struct{}),
 	}
-	s.sessions = newSessions(deps.Locker, cfg.LeaseTTL, log)
+	s.sessions = newSessions(deps.Admitter, cfg.IdleTimeout)
 	return s, nil
 }
 
@@ -192,9 +192,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // learns why, instead of getting a 404 (R-PUSH-1).
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
-// Close releases every held lease (so the next publisher is admitted at once
-// rather than after LeaseTTL) and makes later requests fail with 503. It is
-// idempotent.
+// Close ends every push session — each releases its lease and live-status
+// entry, so the next publisher is admitted at once — and makes later
+// requests fail with 503. It is idempotent; ctx bounds the wait.
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() { close(s.closed) })
 	return s.sessions.closeAll(ctx)

@@ -3,165 +3,238 @@ package push
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
-	"github.com/liveingest/liveingest/origin/coord"
+	"github.com/liveingest/liveingest/edge/admit"
 	"github.com/liveingest/liveingest/origin/keys"
 )
 
-// A push session is a coord lease on keys.SlotLease(slot, role): acquired
-// by the first authenticated write of a publisher, renewed by each later
-// one, lapsing LeaseTTL after the last (HTTP has no "end of stream"). The
-// owner is "push:<user>@<ip>" without the port, because encoders open
-// several connections (one per segment with http_persistent 0).
+// A Live Push publish has no connection to hang a session on: an encoder
+// PUTs a segment and its playlists every segment duration over short HTTP
+// requests, often one connection each. So the admitted session
+// (admit.Session: the slot's lease with its fencing token, the live-status
+// entry, the bitrate meter) lives across requests:
 //
-// The lease's fencing token (R-COORD-1) is not stored yet: when the
-// segmenter lands, manifests written under a session will carry it so that a
-// publisher that lost its lease cannot overwrite a newer one's manifest.
+//   - the first write of a publisher is admitted (admit.Request by slot id,
+//     the Basic Auth password checked by Verify);
+//   - every later request of the same publisher — the same user name from
+//     the same address — is checked (Admitter.Check: credentials, slot type,
+//     allow-list, under the shared failed-auth budget) and keeps the session;
+//   - a write by anybody else while the session lives goes to admission,
+//     which refuses it busy with the message every protocol gets;
+//   - the session ends IdleTimeout after its publisher's last request
+//     finished (none in flight: a long upload keeps it), when admission
+//     ends it (another publisher took the lease after a coordination outage,
+//     the bitrate stayed over the limit), or when the server closes. Closing
+//     releases the lease at once, so the slot is free for the next publisher.
+//
+// A session admission ended stays as a tombstone until the idle timeout, so
+// that its publisher's next request learns why (once) instead of being
+// admitted again without a word.
 
+// sessions are the push sessions of one server, one per slot and role.
 type sessions struct {
-	lock coord.Locker
-	ttl  time.Duration
-	log  *slog.Logger
+	adm  Admitter
+	idle time.Duration
 
 	mu     sync.Mutex
-	byName map[string]*session
-	closed bool           // set by closeAll: no new grants
-	wg     sync.WaitGroup // watchers of Lost
+	bySlot map[string]*slotEntry // by keys.SlotLease(slot, role)
+	closed bool                  // set by closeAll: no new sessions
+	stop   chan struct{}         // closed by closeAll: every run ends its session
+	wg     sync.WaitGroup        // the run goroutines
 }
 
-// session is the lease this process holds on one name, if any. mu
-// serialises acquire/renew on the name, so that an encoder's concurrent
-// first requests do not race each other into a 409.
-type session struct {
-	mu      sync.Mutex
-	lease   coord.Lease // nil: none held
-	owner   coord.Owner
-	started time.Time
+// slotEntry is one slot and role. mu serialises admission on it, so that an
+// encoder's concurrent first requests do not race each other into busy.
+type slotEntry struct {
+	name string
+	refs int // guarded by sessions.mu: requests in begin, plus one per publisher
+
+	mu  sync.Mutex
+	pub *publisher // guarded by mu; nil: none
 }
 
-func newSessions(l coord.Locker, ttl time.Duration, log *slog.Logger) *sessions {
-	return &sessions{lock: l, ttl: ttl, log: log, byName: map[string]*session{}}
+// publisher is one admitted session and who it was admitted for. Its
+// fields after sess are guarded by the entry's mu.
+type publisher struct {
+	sess *admit.Session
+	user string
+	ip   netip.Addr
+	e    *slotEntry
+
+	inflight int       // requests begun and not finished
+	last     time.Time // when the last request finished (or the session began)
+	closed   bool      // sess is closed: a tombstone until the idle timeout
 }
 
-func (ss *sessions) get(name string) *session {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	s := ss.byName[name]
-	if s == nil {
-		s = &session{}
-		ss.byName[name] = s
-	}
-	return s
+func newSessions(adm Admitter, idle time.Duration) *sessions {
+	return &sessions{adm: adm, idle: idle, bySlot: map[string]*slotEntry{}, stop: make(chan struct{})}
 }
 
-// admit makes sure owner holds the lease on (id, role): renews it when this
-// process already holds it for owner, acquires it otherwise.
-func (ss *sessions) admit(ctx context.Context, id keys.SlotID, role keys.Role, owner coord.Owner) *rejection {
-	name := keys.SlotLease(id, role)
-	s := ss.get(name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lease != nil && s.owner.ID == owner.ID && !closed(s.lease.Lost()) {
-		err := s.lease.Renew(ctx)
+// errClosing is the answer to a write that arrives while the server closes.
+var errClosing = errors.New("edge shutting down")
+
+// begin returns the live session r (a write) belongs to, admitting it when
+// the slot has none for this publisher. The caller must call finish with
+// it. Errors are *admit.Rejection (logged and counted by admission) or
+// errClosing.
+func (ss *sessions) begin(ctx context.Context, r admit.Request, user string) (*publisher, error) {
+	e := ss.ref(keys.SlotLease(r.SlotID, r.Role))
+	defer ss.unref(e)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := e.pub; p != nil {
+		mine := p.user == user && p.ip == r.Remote.Addr()
 		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, coord.ErrUnavailable) && !closed(s.lease.Lost()):
-			// The grant stays valid until its deadline (coord.Lease
-			// contract); let the publisher go on meanwhile.
-			ss.log.Warn("push lease renewal failed; lease still valid", "slot", string(id), "err", err)
-			return nil
+		case p.closed || isDone(p.sess.Done()):
+			// Ended by admission (or closing): its publisher learns why
+			// once; the next request is admitted afresh, once the ended
+			// session gave its lease back.
+			ss.closeLocked(p)
+			e.pub = nil
+			if rej := (*admit.Rejection)(nil); mine && errors.As(p.sess.Err(), &rej) {
+				return nil, rej
+			}
+		case mine:
+			if _, err := ss.adm.Check(ctx, r); err != nil {
+				return nil, err
+			}
+			p.inflight++
+			return p, nil
 		}
-		// Lost: fall through and try to get it again.
+		// Someone else: admission refuses it busy while p holds the lease.
 	}
-	lease, err := ss.lock.Acquire(ctx, name, ss.ttl, owner)
-	var held *coord.HeldError
-	switch {
-	case errors.As(err, &held):
-		h := held.Holder
-		return reject(http.StatusConflict, ErrSlotBusy,
-			"slot %s (%s) is being published by %s over %s from %s via edge %s since %s",
-			id, role, h.ID, orDash(h.Protocol), orDash(h.Remote), orDash(h.Edge), held.Since.UTC().Format(time.RFC3339))
-	case err != nil:
-		rej := reject(http.StatusServiceUnavailable, ErrUnavailable, "cannot take the slot lease now; retry")
-		rej.retryAfter = time.Second
-		if !errors.Is(err, coord.ErrUnavailable) {
-			rej.retryAfter = 0
-			rej.status = http.StatusInternalServerError
-		}
-		ss.log.Warn("push lease acquire failed", "slot", string(id), "err", err)
-		return rej
+	sess, err := ss.adm.Admit(ctx, r)
+	if err != nil {
+		return nil, err
 	}
 	ss.mu.Lock()
 	if ss.closed {
 		ss.mu.Unlock()
-		_ = lease.Release(context.WithoutCancel(ctx))
-		rej := reject(http.StatusServiceUnavailable, ErrUnavailable, "edge shutting down; retry")
-		rej.retryAfter = time.Second
-		return rej
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = sess.Close(closeCtx)
+		cancel()
+		return nil, errClosing
 	}
+	e.refs++ // the publisher's, dropped by run
 	ss.wg.Add(1)
 	ss.mu.Unlock()
-	s.lease, s.owner, s.started = lease, owner, time.Now()
-	ss.log.Info("push session started", "slot", string(id), "owner", owner.ID, "remote", owner.Remote, "token", lease.Token())
-	go ss.watch(name, s, lease)
-	return nil
+	p := &publisher{sess: sess, user: user, ip: r.Remote.Addr(), e: e, inflight: 1, last: time.Now()}
+	e.pub = p
+	go ss.run(p)
+	return p, nil
 }
 
-// watch drops the session once its lease is lost (lapsed, taken over or
-// released), so the next request acquires afresh.
-func (ss *sessions) watch(name string, s *session, l coord.Lease) {
+// finish ends one request of p: the idle timeout counts from the last one.
+func (ss *sessions) finish(p *publisher) {
+	p.e.mu.Lock()
+	p.inflight--
+	p.last = time.Now()
+	p.e.mu.Unlock()
+}
+
+// run owns p's end: it closes the session when admission ended it, after
+// the idle timeout, or when the server closes, and drops the tombstone.
+func (ss *sessions) run(p *publisher) {
 	defer ss.wg.Done()
-	<-l.Lost()
-	s.mu.Lock()
-	if s.lease == l {
-		ss.log.Info("push session ended", "lease", name, "owner", s.owner.ID, "duration", time.Since(s.started).Round(time.Millisecond))
-		s.lease = nil
+	defer ss.unref(p.e)
+	e := p.e
+	t := time.NewTimer(ss.idle)
+	defer t.Stop()
+	done := p.sess.Done()
+	for {
+		select {
+		case <-done:
+			done = nil // closed at once; the tombstone waits for the timer
+			e.mu.Lock()
+			ss.closeLocked(p)
+			e.mu.Unlock()
+			continue
+		case <-ss.stop:
+		case <-t.C:
+			e.mu.Lock()
+			if p.inflight > 0 {
+				t.Reset(ss.idle)
+				e.mu.Unlock()
+				continue
+			}
+			if rest := ss.idle - time.Since(p.last); rest > 0 && e.pub == p && !p.closed {
+				t.Reset(rest)
+				e.mu.Unlock()
+				continue
+			}
+			e.mu.Unlock()
+		}
+		break
 	}
-	s.mu.Unlock()
+	e.mu.Lock()
+	ss.closeLocked(p)
+	if e.pub == p {
+		e.pub = nil
+	}
+	e.mu.Unlock()
 }
 
-// closeAll releases every held lease and waits for the watchers.
+// closeLocked closes p's session unless done: the lease is released and the
+// live-status entry removed. It holds the entry's lock meanwhile, so that a
+// request for the slot waits for the release instead of being refused busy
+// by the session that is ending.
+func (ss *sessions) closeLocked(p *publisher) {
+	if p.closed {
+		return
+	}
+	p.closed = true
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// A failed release is logged by admission; the lease lapses by itself.
+	_ = p.sess.Close(ctx)
+}
+
+// ref returns the entry named name, counting the caller as its user.
+func (ss *sessions) ref(name string) *slotEntry {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	e := ss.bySlot[name]
+	if e == nil {
+		e = &slotEntry{name: name}
+		ss.bySlot[name] = e
+	}
+	e.refs++
+	return e
+}
+
+// unref drops one user of e, and e itself once nobody uses it: entries are
+// made before a request is authenticated, so they must not outlive it.
+func (ss *sessions) unref(e *slotEntry) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if e.refs--; e.refs == 0 {
+		delete(ss.bySlot, e.name)
+	}
+}
+
+// closeAll ends every session and waits for them, within ctx.
 func (ss *sessions) closeAll(ctx context.Context) error {
 	ss.mu.Lock()
-	ss.closed = true
-	all := make([]*session, 0, len(ss.byName))
-	for _, s := range ss.byName {
-		all = append(all, s)
+	if !ss.closed {
+		ss.closed = true
+		close(ss.stop)
 	}
 	ss.mu.Unlock()
-	// Each admit registers its lease under s.mu after checking closed, so
-	// every grant made before closed was set is seen here.
-	var leases []coord.Lease
-	for _, s := range all {
-		s.mu.Lock()
-		if s.lease != nil {
-			leases = append(leases, s.lease)
-		}
-		s.mu.Unlock()
-	}
-	var errs []error
-	for _, l := range leases {
-		if err := l.Release(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("push: release lease: %w", err))
-		}
-	}
 	done := make(chan struct{})
 	go func() { ss.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		return nil
 	case <-ctx.Done():
-		errs = append(errs, ctx.Err())
+		return ctx.Err()
 	}
-	return errors.Join(errs...)
 }
 
-func closed(c <-chan struct{}) bool {
+func isDone(c <-chan struct{}) bool {
 	select {
 	case <-c:
 		return true
@@ -170,9 +243,21 @@ func closed(c <-chan struct{}) bool {
 	}
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
+// admissionRejection maps a refusal of admission (or errClosing) to the
+// HTTP answer: admit.Reason.HTTPStatus, the body "<reason>: <message>" as
+// every protocol words it, Retry-After when the client may come back.
+func admissionRejection(err error) *rejection {
+	if errors.Is(err, errClosing) {
+		rej := reject(http.StatusServiceUnavailable, ErrUnavailable, "edge shutting down; retry")
+		rej.retryAfter = time.Second
+		return rej
 	}
-	return s
+	a := admit.AsRejection(err)
+	rej := reject(a.Reason.HTTPStatus(), admissionReason(a.Reason), "%s", a.Message)
+	rej.retryAfter = a.RetryAfter
+	if rej.retryAfter == 0 && a.Reason == admit.ReasonStorageUnavailable {
+		rej.retryAfter = time.Second
+	}
+	rej.logged = true
+	return rej
 }

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -12,6 +13,19 @@ import (
 // SlotLease names the lease that makes one publisher per slot and role
 // (R-EDGE-1, R-EDGE-2).
 func SlotLease(id SlotID, role Role) string { return "slot:" + string(id) + ":" + string(role) }
+
+// IngestKeyLimit names the budget of publish attempts on one slot and role
+// (R-EDGE-3: the per stream key limit). It is built from the slot id, never
+// from the key, so that no secret ever becomes a Redis key.
+func IngestKeyLimit(id SlotID, role Role) string {
+	return "ingest:key:" + string(id) + ":" + string(role)
+}
+
+// IngestAuthFailLimit names the failed-authentication budget of one source
+// of publishers (R-EDGE-3), whatever the protocol and the credential (stream
+// key, SRT passphrase, Live Push password): src is an IPv4 address (/32) or
+// an IPv6 /64, the unit edge admission counts per.
+func IngestAuthFailLimit(src netip.Prefix) string { return "ingest:authfail:" + src.String() }
 
 // ValidateCoordName checks a logical coordination name (lease, limiter or
 // registry key) before an implementation uses it.

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"errors"
+	"net/netip"
 	"path"
 	"path/filepath"
 	"strings"
@@ -149,9 +150,17 @@ func TestBuilders(t *testing.T) {
 		{Media(id, Primary, rel), "live/cam-1/primary/720p/seg1.m4s"},
 		{SlotLease(id, Primary), "slot:cam-1:primary"},
 		{Redis("liveingest", "lease", SlotLease(id, Primary)), "liveingest:{slot:cam-1:primary}:lease"},
+		{IngestKeyLimit(id, Backup), "ingest:key:cam-1:backup"},
+		{IngestAuthFailLimit(netip.MustParsePrefix("192.0.2.1/32")), "ingest:authfail:192.0.2.1/32"},
+		{IngestAuthFailLimit(netip.MustParsePrefix("2001:db8:1:2::/64")), "ingest:authfail:2001:db8:1:2::/64"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+	for _, n := range []string{SlotLease(id, Backup), IngestKeyLimit(id, Backup), IngestAuthFailLimit(netip.MustParsePrefix("2001:db8:1:2::/64"))} {
+		if err := ValidateCoordName(n); err != nil {
+			t.Errorf("built coordination name %q is not valid: %v", n, err)
 		}
 	}
 	for _, k := range []string{SlotConfig(id), Media(id, Primary, rel)} {
