@@ -100,7 +100,7 @@ func TestLogKeys(t *testing.T) {
 	// checked, whether they came or not.
 	want := map[string]string{
 		"rtmp": "rtmp connection closed", "rtmps": "rtmp connection closed", "srt": "srt connection closed",
-		"whip": "whip session closed", "push": "push request rejected",
+		"whip": "whip session closed", "push": "publish rejected", // admission logs Live Push refusals
 	}
 	missing := func(lines []map[string]any) []string {
 		var out []string
