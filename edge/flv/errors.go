@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/liveingest/liveingest/edge/media"
 )
 
 // ErrUnsupportedCodec is returned (as an *UnsupportedError) by Tracks, and
@@ -21,7 +23,7 @@ type UnsupportedError struct {
 
 // Error implements error.
 func (e *UnsupportedError) Error() string {
-	return "unsupported codec " + e.Codec + "; send H.264 or H.265 video and AAC or Opus audio"
+	return media.Refusal(e.Codec)
 }
 
 // Is reports whether target is ErrUnsupportedCodec.

@@ -3,6 +3,8 @@ package tsdemux
 import (
 	"errors"
 	"fmt"
+
+	"github.com/liveingest/liveingest/edge/media"
 )
 
 var (
@@ -38,13 +40,13 @@ type UnsupportedError struct {
 	// Kind is "video" or "audio".
 	Kind string
 	// Codec is the codec's name, e.g. "MPEG-1/2 video" (the names
-	// edge/ingest.CodecName uses, where both know the codec).
+	// edge/media.CodecName uses, where both know the codec).
 	Codec string
 }
 
 // Error implements error.
 func (e *UnsupportedError) Error() string {
-	return fmt.Sprintf("unsupported %s codec %s; send H.264 or H.265 video and AAC or Opus audio", e.Kind, e.Codec)
+	return fmt.Sprintf("unsupported %s codec %s; %s", e.Kind, e.Codec, media.Advice)
 }
 
 // Is reports whether target is ErrUnsupportedCodec.

@@ -3,6 +3,7 @@ package tsdemux_test
 import (
 	"bytes"
 	"errors"
+	"github.com/liveingest/liveingest/edge/media"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liveingest/liveingest/edge/ingest"
 	"github.com/liveingest/liveingest/edge/tsdemux"
 )
 
@@ -39,8 +39,8 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("tracks %v: no video first", tracks)
 		}
 		for _, tr := range tracks {
-			if !ingest.Supported(tr.Codec) {
-				t.Fatalf("track %d: the segmenter refuses %s", tr.ID, ingest.CodecName(tr.Codec))
+			if !media.Supported(tr.Codec) {
+				t.Fatalf("track %d: the segmenter refuses %s", tr.ID, media.CodecName(tr.Codec))
 			}
 		}
 		last := map[int]time.Duration{}

@@ -1,18 +1,17 @@
 package tsdemux
 
 import (
+	"github.com/liveingest/liveingest/edge/media"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
-
-	"github.com/liveingest/liveingest/edge/ingest"
 )
 
 // TestCodecNames: the names of codecs both packages know agree with
-// edge/ingest.CodecName, so rejections read alike across protocols.
+// edge/media.CodecName, so rejections read alike across protocols.
 func TestCodecNames(t *testing.T) {
 	for _, c := range []struct {
 		ts  tscodecs.Codec
@@ -27,8 +26,8 @@ func TestCodecNames(t *testing.T) {
 		{&tscodecs.MPEG1Audio{}, &codecs.MPEG1Audio{}},
 		{&tscodecs.AC3{}, &codecs.AC3{}},
 	} {
-		if got, want := codecName(c.ts), ingest.CodecName(c.mp4); got != want {
-			t.Errorf("codecName(%T) = %q, ingest.CodecName says %q", c.ts, got, want)
+		if got, want := codecName(c.ts), media.CodecName(c.mp4); got != want {
+			t.Errorf("codecName(%T) = %q, media.CodecName says %q", c.ts, got, want)
 		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // codecName names an MPEG-TS codec for errors and Ignored, with the names
-// edge/ingest.CodecName gives the same codec (tested), so a publisher reads
+// edge/media.CodecName gives the same codec (tested), so a publisher reads
 // the same words whichever protocol it used.
 func codecName(c tscodecs.Codec) string {
 	switch c.(type) {

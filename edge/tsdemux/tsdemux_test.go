@@ -21,7 +21,6 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
-	"github.com/liveingest/liveingest/edge/ingest"
 	"github.com/liveingest/liveingest/edge/media"
 	"github.com/liveingest/liveingest/edge/tsdemux"
 	"github.com/liveingest/liveingest/internal/testenv"
@@ -200,8 +199,8 @@ func TestStreams(t *testing.T) {
 				if tr.ID != i+1 {
 					t.Errorf("track %d has ID %d", i, tr.ID)
 				}
-				if !ingest.Supported(tr.Codec) {
-					t.Errorf("track %d: segmenter would refuse %s", tr.ID, ingest.CodecName(tr.Codec))
+				if !media.Supported(tr.Codec) {
+					t.Errorf("track %d: segmenter would refuse %s", tr.ID, media.CodecName(tr.Codec))
 				}
 				names = append(names, tr.Name())
 			}
