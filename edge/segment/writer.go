@@ -92,11 +92,13 @@ func (w *Writer) Failed() <-chan struct{} { return w.up.failed }
 // store error, wrapped.
 func (w *Writer) Err() error { return w.up.fail() }
 
-// Write adds one access unit. When it completes a segment it muxes it and
-// hands it to the upload queue, and returns without waiting for the store
-// — unless the queue is full (Config.Queue): then it blocks until there is
-// room, for at most Queue.Wait and while ctx lasts, and returns
-// ErrStorageSlow (wrapped) when the wait runs out, or ctx's error.
+// Write adds one access unit. When it completes a segment it hands the
+// segment's access units to the upload queue, which muxes and stores them,
+// and returns without waiting for either — unless the queue is full
+// (Config.Queue): then it blocks until there is room, for at most
+// Queue.Wait and while ctx lasts, and returns ErrStorageSlow (wrapped) when
+// the wait runs out, or ctx's error. The access units' Data is kept until
+// their segment is stored.
 //
 // It returns ErrBadInput (wrapped) for input that breaks the
 // media.AccessUnit contract (the unit is dropped and the Writer stays
