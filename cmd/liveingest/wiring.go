@@ -114,7 +114,7 @@ func startIngest(d edgeDeps, c ingestConfig) (*ingestServers, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admit: %w", err)
 	}
-	seg, err := segment.New(segment.Config{}, segment.Deps{Store: d.store, Logger: d.logger})
+	seg, err := segment.New(segment.Config{}, segment.Deps{Store: d.store, Logger: d.logger, Metrics: d.metrics})
 	if err != nil {
 		return nil, fmt.Errorf("segment: %w", err)
 	}

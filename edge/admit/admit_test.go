@@ -743,7 +743,7 @@ func TestReasonTables(t *testing.T) {
 		ReasonUnauthorized: {401, 1401}, ReasonNotFound: {404, 1404}, ReasonForbiddenIP: {403, 1403}, ReasonForbidden: {403, 1403},
 		ReasonRateLimited: {429, 1429}, ReasonBusy: {409, 1409}, ReasonBadCodec: {415, 1415},
 		ReasonBitrateExceeded: {422, 1400}, ReasonGOPTooLong: {422, 1400},
-		ReasonStorageUnavailable: {503, 1503}, ReasonInternal: {500, 1500}, Reason("nonsense"): {500, 1500},
+		ReasonStorageUnavailable: {503, 1503}, ReasonStorageSlow: {503, 1503}, ReasonInternal: {500, 1500}, Reason("nonsense"): {500, 1500},
 	}
 	if len(Reasons) != len(want)-1 {
 		t.Fatalf("Reasons has %d entries, table %d", len(Reasons), len(want)-1)

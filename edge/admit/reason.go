@@ -43,6 +43,10 @@ const (
 	// ReasonStorageUnavailable: coordination or the slot store could not be
 	// reached. Retriable: the client should try again shortly.
 	ReasonStorageUnavailable Reason = "storage-unavailable"
+	// ReasonStorageSlow: the segment store did not keep up with the stream:
+	// the session's upload queue stayed full for longer than the segmenter
+	// waits (set by the ingest pipeline). Retriable.
+	ReasonStorageSlow Reason = "storage-slow"
 	// ReasonInternal: a bug or a malformed request from the protocol package.
 	ReasonInternal Reason = "internal"
 )
@@ -50,7 +54,8 @@ const (
 // Reasons lists every reason in a stable order (docs, metrics, tests).
 var Reasons = []Reason{
 	ReasonUnauthorized, ReasonNotFound, ReasonForbiddenIP, ReasonForbidden, ReasonRateLimited, ReasonBusy,
-	ReasonBadCodec, ReasonBitrateExceeded, ReasonGOPTooLong, ReasonStorageUnavailable, ReasonInternal,
+	ReasonBadCodec, ReasonBitrateExceeded, ReasonGOPTooLong, ReasonStorageUnavailable, ReasonStorageSlow,
+	ReasonInternal,
 }
 
 // HTTPStatus is the status WHIP and WebDAV answer with for r:
@@ -65,6 +70,7 @@ var Reasons = []Reason{
 //	bitrate-exceeded      422 Unprocessable Content
 //	gop-too-long          422 Unprocessable Content
 //	storage-unavailable   503 Service Unavailable (send Retry-After)
+//	storage-slow          503 Service Unavailable (send Retry-After)
 //	internal (or unknown) 500 Internal Server Error
 func (r Reason) HTTPStatus() int {
 	switch r {
@@ -82,7 +88,7 @@ func (r Reason) HTTPStatus() int {
 		return http.StatusUnsupportedMediaType
 	case ReasonBitrateExceeded, ReasonGOPTooLong:
 		return http.StatusUnprocessableEntity
-	case ReasonStorageUnavailable:
+	case ReasonStorageUnavailable, ReasonStorageSlow:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
@@ -115,6 +121,7 @@ const (
 //	bitrate-exceeded      1400 REJX_BAD_REQUEST
 //	gop-too-long          1400 REJX_BAD_REQUEST
 //	storage-unavailable   1503 REJX_DOWN
+//	storage-slow          1503 REJX_DOWN
 //	internal (or unknown) 1500 REJX_ISE
 //
 // SRT can only send a code during the handshake; reasons that end a running
@@ -135,7 +142,7 @@ func (r Reason) SRTCode() int {
 		return SRTNotSupMedia
 	case ReasonBitrateExceeded, ReasonGOPTooLong:
 		return SRTBadRequest
-	case ReasonStorageUnavailable:
+	case ReasonStorageUnavailable, ReasonStorageSlow:
 		return SRTDown
 	}
 	return SRTInternal
@@ -144,7 +151,7 @@ func (r Reason) SRTCode() int {
 // Retriable reports whether the same request may succeed later without the
 // publisher changing anything (the protocol may say "retry" to the client).
 func (r Reason) Retriable() bool {
-	return r == ReasonRateLimited || r == ReasonStorageUnavailable || r == ReasonBusy
+	return r == ReasonRateLimited || r == ReasonStorageUnavailable || r == ReasonStorageSlow || r == ReasonBusy
 }
 
 // Rejection is the error of a refused Admit and of a session ended with a

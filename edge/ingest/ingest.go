@@ -17,8 +17,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
-
 	"time"
 
 	"github.com/liveingest/liveingest/edge/admit"
@@ -37,13 +35,21 @@ type Segmenter interface {
 var _ Segmenter = (*segment.Segmenter)(nil)
 
 // Pipeline is one admitted session's media path: session rules, then the
-// segment writer. Write and Close may be called from any goroutine but are
+// segment writer, whose upload queue stores the segments off the caller's
+// goroutine. Write and Close may be called from any goroutine but are
 // serialized (the writer is single-threaded); Done may be watched
 // concurrently.
+//
+// Write returns without waiting for the store unless the writer's upload
+// queue is full; then it blocks the caller (the protocol's read loop) for
+// at most the queue's wait, and the session ends storage-slow. A failed
+// upload (fenced, store error) ends the session at once, with its reason,
+// whether or not a Write is in progress.
 type Pipeline struct {
 	sess *admit.Session
 	w    *segment.Writer
 	trk  map[int]media.Track
+	stop chan struct{} // closed by Close: ends the watch goroutine
 
 	mu     sync.Mutex
 	closed bool
@@ -64,9 +70,8 @@ func Start(ctx context.Context, sess *admit.Session, seg Segmenter, tracks []med
 	}
 	byID := make(map[int]media.Track, len(tracks))
 	for _, t := range tracks {
-		if !Supported(t.Codec) {
-			return nil, end(sess, admit.ReasonBadCodec, fmt.Sprintf(
-				"unsupported codec %s; send H.264 or H.265 video and AAC or Opus audio", CodecName(t.Codec)))
+		if !media.Supported(t.Codec) {
+			return nil, end(sess, admit.ReasonBadCodec, media.Refusal(media.CodecName(t.Codec)))
 		}
 		byID[t.ID] = t
 	}
@@ -82,58 +87,20 @@ func Start(ctx context.Context, sess *admit.Session, seg Segmenter, tracks []med
 		reason, msg := reasonOf(err)
 		return nil, end(sess, reason, msg)
 	}
-	return &Pipeline{sess: sess, w: w, trk: byID}, nil
+	p := &Pipeline{sess: sess, w: w, trk: byID, stop: make(chan struct{})}
+	go p.watch()
+	return p, nil
 }
 
-// Supported reports whether the segmenting pipeline takes c.
-func Supported(c codecs.Codec) bool {
-	switch c := c.(type) {
-	case *codecs.H264:
-		return len(c.SPS) > 0 && len(c.PPS) > 0
-	case *codecs.H265:
-		return len(c.VPS) > 0 && len(c.SPS) > 0 && len(c.PPS) > 0
-	case *codecs.MPEG4Audio, *codecs.Opus:
-		return true
+// watch ends the session when the writer's upload queue fails, so that the
+// protocol stops reading (it watches Done) even between Writes.
+func (p *Pipeline) watch() {
+	select {
+	case <-p.w.Failed():
+		reason, msg := reasonOf(p.w.Err())
+		p.sess.End(reason, msg)
+	case <-p.stop:
 	}
-	return false
-}
-
-// CodecName names c for a rejection message, including codecs the pipeline
-// refuses (so the publisher learns what it sent).
-func CodecName(c codecs.Codec) string {
-	switch c := c.(type) {
-	case *codecs.H264:
-		if len(c.SPS) == 0 || len(c.PPS) == 0 {
-			return "H.264 without SPS/PPS"
-		}
-		return "H.264"
-	case *codecs.H265:
-		if len(c.VPS) == 0 || len(c.SPS) == 0 || len(c.PPS) == 0 {
-			return "H.265 without VPS/SPS/PPS"
-		}
-		return "H.265"
-	case *codecs.MPEG4Audio:
-		return "AAC"
-	case *codecs.Opus:
-		return "Opus"
-	case *codecs.MPEG4Video:
-		return "MPEG-4 Part 2 video"
-	case *codecs.MPEG1Video:
-		return "MPEG-1/2 video"
-	case *codecs.MPEG1Audio:
-		return "MPEG-1/2 audio (MP2/MP3)"
-	case *codecs.AV1:
-		return "AV1"
-	case *codecs.VP9:
-		return "VP9"
-	case *codecs.AC3:
-		return "AC-3"
-	case *codecs.LPCM:
-		return "LPCM"
-	case nil:
-		return "none"
-	}
-	return fmt.Sprintf("%T", c)
 }
 
 // Write passes au through the session's input rules and into the segment
@@ -175,13 +142,15 @@ func (p *Pipeline) Err() error { return p.sessErr() }
 // Stats are the segment writer's measurements.
 func (p *Pipeline) Stats() segment.Stats { return p.w.Stats() }
 
-// Close flushes the writer (the last, short segment and the final
-// manifests with EXT-X-ENDLIST), then closes the session (lease release,
-// registry removal). The order matters: the slot is free only once the last
-// segment is stored, so a graceful shutdown finishes the segment in flight
-// (R-OPS-3) and a reconnecting publisher continues after it. ctx bounds
-// both steps. A writer fenced by a newer publisher has nothing to flush and
-// is not an error. Close is idempotent.
+// Close flushes the writer — the last, short segment, every segment still
+// in its upload queue, then the final manifests with EXT-X-ENDLIST — and
+// then closes the session (lease release, registry removal). The order
+// matters: the slot is free only once the last segment is stored, so a
+// graceful shutdown finishes the segment in flight (R-OPS-3) and a
+// reconnecting publisher continues after it. ctx bounds both steps: the
+// session is closed even when the flush ran out of time. A writer fenced
+// by a newer publisher has nothing to flush and is not an error. Close is
+// idempotent.
 func (p *Pipeline) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -190,6 +159,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	}
 	p.closed = true
 	werr := p.w.Close(ctx)
+	close(p.stop)
 	p.mu.Unlock()
 	if errors.Is(werr, segment.ErrFenced) || errors.Is(werr, segment.ErrClosed) {
 		werr = nil
@@ -197,8 +167,20 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	if werr != nil {
 		werr = fmt.Errorf("ingest: flush segments: %w", werr)
 	}
+	if ctx.Err() != nil {
+		// The flush used up the budget (a store that hangs): release the
+		// lease now rather than let it lapse, so the publisher may come
+		// back at once.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), sessionReleaseTimeout)
+		defer cancel()
+	}
 	return errors.Join(werr, p.sess.Close(ctx))
 }
+
+// sessionReleaseTimeout bounds the session's close (lease release, registry
+// removal) when the flush before it used up the caller's deadline.
+const sessionReleaseTimeout = 2 * time.Second
 
 // CloseWithin is Close bounded by d on top of ctx: how a protocol ends a
 // session that ended on its own, so that a store that hangs cannot hold the
@@ -232,6 +214,8 @@ func reasonOf(err error) (admit.Reason, string) {
 		return admit.ReasonGOPTooLong, clientText(err, segment.ErrGOPTooLong)
 	case errors.Is(err, segment.ErrFenced):
 		return admit.ReasonBusy, "taken over by a newer publisher"
+	case errors.Is(err, segment.ErrStorageSlow):
+		return admit.ReasonStorageSlow, "segment storage too slow for the stream; retry"
 	case errors.Is(err, segment.ErrUnsupportedCodec):
 		return admit.ReasonBadCodec, clientText(err, segment.ErrUnsupportedCodec)
 	case errors.Is(err, segment.ErrBadInput):

@@ -40,7 +40,12 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	st := teststores.Disk(t)
+	return newFixtureOn(t, teststores.Disk(t), segment.QueueConfig{})
+}
+
+// newFixtureOn is newFixture on st, with q as the segmenter's upload queue.
+func newFixtureOn(t *testing.T, st store.Store, q segment.QueueConfig) *fixture {
+	t.Helper()
 	repo, err := slots.New(st, slots.Options{BcryptCost: 4, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +64,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seg, err := segment.New(segment.Config{SegmentDuration: time.Second, DVRWindow: 30 * time.Second}, segment.Deps{Store: st})
+	seg, err := segment.New(segment.Config{SegmentDuration: time.Second, DVRWindow: 30 * time.Second, Queue: q}, segment.Deps{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,6 +200,7 @@ func TestReasonOf(t *testing.T) {
 		{fmt.Errorf("%w: a second video track (h265)", segment.ErrUnsupportedCodec), admit.ReasonBadCodec, "a second video track"},
 		{fmt.Errorf("%w: empty access unit on track 1", segment.ErrBadInput), admit.ReasonBadCodec, "invalid media: bad input: empty access unit"},
 		{fmt.Errorf("segment: put v/1/3.m4s: %w", store.ErrUnavailable), admit.ReasonStorageUnavailable, "storage unavailable"},
+		{fmt.Errorf("%w: 8 segments (1000 bytes) still waiting for the store after 4s", segment.ErrStorageSlow), admit.ReasonStorageSlow, "segment storage too slow for the stream; retry"},
 		{errors.New("boom"), admit.ReasonInternal, "internal error"},
 	} {
 		r, msg := reasonOf(tc.err)

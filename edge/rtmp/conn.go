@@ -40,7 +40,7 @@ func StatusCode(reason admit.Reason) string {
 	switch reason {
 	case admit.ReasonUnauthorized, admit.ReasonForbidden, admit.ReasonForbiddenIP:
 		return codeBadName
-	case admit.ReasonBusy, admit.ReasonRateLimited, admit.ReasonStorageUnavailable:
+	case admit.ReasonBusy, admit.ReasonRateLimited, admit.ReasonStorageUnavailable, admit.ReasonStorageSlow:
 		return codeBadConnection
 	}
 	return codeFailed

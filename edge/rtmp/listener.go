@@ -53,6 +53,9 @@ func (l *listener) accept() (done bool) {
 			}
 		}
 		pause = 0
+		if l.s.wrapConn != nil {
+			nc = l.s.wrapConn(nc)
+		}
 		c := newConn(l.s, nc, l.protocol)
 		if !l.s.conns.Add(c, c) {
 			_ = nc.Close()

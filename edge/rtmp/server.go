@@ -16,7 +16,8 @@
 // "Server error: <description>". The onStatus code per reason:
 //
 //	unauthorized, forbidden, forbidden-ip         NetStream.Publish.BadName
-//	busy, rate-limited, storage-unavailable       NetStream.Publish.BadConnection
+//	busy, rate-limited, storage-unavailable,
+//	storage-slow                                  NetStream.Publish.BadConnection
 //	bad-codec, bitrate-exceeded, gop-too-long,
 //	internal                                      NetStream.Publish.Failed
 //	server shutting down                          NetConnection.Connect.Closed
@@ -213,6 +214,11 @@ type Server struct {
 	mu      sync.Mutex
 	lns     []net.Listener
 	started bool
+
+	// wrapConn, when set (by this package's tests, before Start), wraps
+	// every accepted connection before anything reads it: tests measure
+	// how the server reads its sockets through it.
+	wrapConn func(net.Conn) net.Conn
 }
 
 // New returns a Server, or an error naming the bad field. It binds nothing.

@@ -32,6 +32,13 @@ var (
 	// bad-codec). The error text names the codec.
 	ErrUnsupportedCodec = errors.New("segment: unsupported codec")
 
+	// ErrStorageSlow is returned by Write when the upload queue stayed full
+	// (Config.Queue) for Queue.Wait: the store does not keep up with the
+	// stream (reason storage-slow). The segment that did not fit is not
+	// stored (it was never listed); the error is sticky, and Close stores
+	// and lists what the queue holds, then ends the stream.
+	ErrStorageSlow = errors.New("segment: storage too slow")
+
 	// ErrClosed is returned by Write and Close after Close.
 	ErrClosed = errors.New("segment: writer closed")
 )

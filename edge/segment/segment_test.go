@@ -333,9 +333,10 @@ func (r *recorder) Put(ctx context.Context, key string, body io.Reader, m store.
 }
 
 // TestFencing: writer A (token 1) writes; writer B (token 2) takes over and
-// writes; A resumes and gets ErrFenced from Write and Close. No version of
-// the public playlists ever goes backwards or references a segment A
-// stored after the takeover.
+// writes; A resumes and gets ErrFenced — from a Write or, since its uploads
+// run behind its Writes, from Sync — and then from every Write and Close.
+// No version of the public playlists ever goes backwards or references a
+// segment A stored after the takeover.
 func TestFencing(t *testing.T) {
 	in := genInput(t, 12, 50)
 	backends(t, func(t *testing.T, st store.Store) {
@@ -348,6 +349,11 @@ func TestFencing(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := feed(ctx, a, in.aus[:third]); err != nil {
+			t.Fatal(err)
+		}
+		// A's first segments are listed before B takes over: then A's
+		// next cut is certainly stored after the takeover.
+		if err := a.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
 		b, err := seg.Start(ctx, segment.Stream{Slot: slotID, Role: keys.Primary, Token: 2}, in.tracks)
@@ -372,6 +378,11 @@ func TestFencing(t *testing.T) {
 			if aErr == nil {
 				aErr = a.Write(ctx, au)
 			}
+		}
+		if aErr == nil {
+			// A's uploads run behind its Writes: the fencing may be
+			// found after A's last Write, and Sync waits for it.
+			aErr = a.Sync(ctx)
 		}
 		if !errors.Is(aErr, segment.ErrFenced) {
 			t.Fatalf("A's Write after the takeover: %v, want ErrFenced", aErr)
@@ -479,6 +490,9 @@ func TestStreamTiming(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := feed(ctx, w, in.aus); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	live := parseMedia(t, get(t, st, "video.m3u8"))

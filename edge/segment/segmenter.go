@@ -29,7 +29,31 @@
 // A segment is Put (IfNoneMatch "*", class segment) before the state that
 // lists it is committed (manifest.Stream.Commit), and the state before any
 // public manifest is written; init files are Put at Start, before anything
-// references them.
+// references them. A segment is acknowledged — listed in a playlist — only
+// once the store confirmed every file of it, and the writer never removes
+// a listed one.
+//
+// # Upload queue
+//
+// Write runs on a protocol's read loop, and a store takes tens to hundreds
+// of milliseconds per write: at one cut, its track segments, the state, the
+// media playlists, the MPD and the multivariant playlist are about seven
+// writes. So Write only cuts and muxes; the cut goes to the Writer's upload
+// queue and Write returns. The queue's goroutine takes the cuts oldest
+// first: it stores a cut's track segments in parallel, then commits the
+// state and the manifests that list them — so cut N+1's commit never
+// precedes cut N's, and nothing is listed before it is stored.
+//
+// The queue is bounded (Config.Queue: 8 segments, 64 MiB by default). When
+// it is full, Write blocks the read loop — back-pressure, which for a TCP
+// protocol reaches the publisher's socket — for up to Queue.Wait (default
+// 2 × SegmentDuration), and then fails with ErrStorageSlow: the edge ends
+// the session with reason storage-slow rather than drop segments silently
+// or hold unbounded memory. Close drains the queue within its ctx and
+// commits the end of the stream after everything before it (R-OPS-3: the
+// last segment is stored before the lease is released). A failed upload
+// (ErrFenced, a store error) stops the queue; Failed closes so that the
+// session ends without waiting for the next Write.
 //
 // # Fencing (R-COORD-1)
 //
@@ -45,8 +69,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liveingest/liveingest/edge/media"
 	"github.com/liveingest/liveingest/origin/keys"
@@ -69,6 +94,16 @@ type Config struct {
 	// keyframes; a longer one ends the session with ErrGOPTooLong
 	// (R-EDGE-5). Default: max(4s, 2 × SegmentDuration).
 	MaxKeyframeInterval time.Duration
+
+	// Queue bounds each Writer's upload queue (segments and bytes cut but
+	// not yet stored) and how long Write may block on a full one. It is
+	// the segmenter's setting rather than the ingest pipeline's or a
+	// protocol's because the segmenter is what cuts, holds and stores the
+	// bytes: every protocol then gets the same bound from the one
+	// Segmenter an edge builds, and the wait scales with the stream's own
+	// segment duration. Defaults: see QueueConfig (8 segments, 64 MiB,
+	// 2 × SegmentDuration).
+	Queue QueueConfig
 }
 
 // Defaults.
@@ -88,6 +123,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("segment: DVRWindow must not be negative, got %v", c.DVRWindow)
 	case c.MaxKeyframeInterval < 0:
 		return fmt.Errorf("segment: MaxKeyframeInterval must not be negative, got %v", c.MaxKeyframeInterval)
+	}
+	if err := c.Queue.validate(); err != nil {
+		return err
 	}
 	d := c.withDefaults()
 	switch {
@@ -109,6 +147,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxKeyframeInterval == 0 {
 		c.MaxKeyframeInterval = max(4*time.Second, 2*c.SegmentDuration)
 	}
+	c.Queue = c.Queue.withDefaults(c.SegmentDuration)
 	return c
 }
 
@@ -117,6 +156,11 @@ type Deps struct {
 	Store  store.Store      // required
 	Logger *slog.Logger     // default: discard
 	Now    func() time.Time // wall clock for EXT-X-PROGRAM-DATE-TIME and the MPD; default: time.Now
+	// Metrics registers the upload queues' gauges and histograms
+	// (liveingest_segment_queue_segments, _queue_bytes, _queue_wait_seconds,
+	// liveingest_segment_commit_seconds); a collector already registered by
+	// another Segmenter is shared. Default: nil (none).
+	Metrics prometheus.Registerer
 }
 
 // Stream names one publish session's output and its timing.
@@ -139,6 +183,7 @@ type Segmenter struct {
 	store store.Store
 	log   *slog.Logger
 	now   func() time.Time
+	m     *metrics
 }
 
 // New checks cfg and deps and returns a ready Segmenter.
@@ -149,7 +194,11 @@ func New(cfg Config, deps Deps) (*Segmenter, error) {
 	if deps.Store == nil {
 		return nil, errors.New("segment: Deps.Store is required")
 	}
-	s := &Segmenter{raw: cfg, cfg: cfg.withDefaults(), store: deps.Store, log: deps.Logger, now: deps.Now}
+	m, err := newMetrics(deps.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("segment: Deps.Metrics: %w", err)
+	}
+	s := &Segmenter{raw: cfg, cfg: cfg.withDefaults(), store: deps.Store, log: deps.Logger, now: deps.Now, m: m}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -168,7 +217,9 @@ func New(cfg Config, deps Deps) (*Segmenter, error) {
 // the session's init files. When the state holds an earlier session's
 // segments the new session continues its numbering after an
 // EXT-X-DISCONTINUITY (a new DASH Period). Start returns store errors
-// wrapped; nothing public changes before the first segment.
+// wrapped; nothing public changes before the first segment. Start itself
+// waits for the store (the claim and the init files); from the Writer on,
+// only a full upload queue makes a caller wait.
 func (s *Segmenter) Start(ctx context.Context, stream Stream, tracks []media.Track) (*Writer, error) {
 	slot, role, token := stream.Slot, stream.Role, stream.Token
 	cfg := s.raw
@@ -196,7 +247,7 @@ func (s *Segmenter) Start(ctx context.Context, stream Stream, tracks []media.Tra
 		byID: map[int]int{}, video: -1,
 		log: s.log.With("component", "segment", "slot", string(slot), "role", string(role)),
 	}
-	tok := strconv.FormatUint(token, 10)
+	tok := fmtUint(token)
 	for _, t := range tracks {
 		ti, err := describeTrack(t)
 		if err != nil {
@@ -234,13 +285,14 @@ func (s *Segmenter) Start(ctx context.Context, stream Stream, tracks []media.Tra
 	if err != nil {
 		return nil, err
 	}
-	w.ms = ms
 	w.shift = ms.State().TimelineEnd()
+	w.nextSeq = ms.State().NextSeq
 	for i, ti := range w.tracks {
-		if err := w.putNew(ctx, ti.rec.Init, inits[i], store.ClassInit, contentType(ti.rec.Kind)); err != nil {
+		if err := putNew(ctx, s.store, w.prefix, ti.rec.Init, inits[i], store.ClassInit, contentType(ti.rec.Kind)); err != nil {
 			return nil, err
 		}
 	}
+	w.up = newUploader(ctx, w, ms, s.m)
 	w.log.Info("segment writer started", "tracks", len(w.tracks), "continues", len(ms.State().Segments) > 0)
 	return w, nil
 }

@@ -23,6 +23,9 @@ func TestStateNotServed(t *testing.T) {
 		if err := feed(ctx, w, in.aus[:len(in.aus)*2/3]); err != nil {
 			t.Fatal(err)
 		}
+		if err := w.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
 		base := serve(t, st)
 		for _, rel := range []string{"index.m3u8", "video.m3u8", "manifest.mpd"} {
 			if code := status(t, base+rel); code != 200 {

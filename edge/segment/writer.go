@@ -1,23 +1,26 @@
 package segment
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/liveingest/liveingest/edge/media"
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/manifest"
-	"github.com/liveingest/liveingest/origin/store"
 )
 
-// Writer writes one publish session. Write and Close are not safe for
-// concurrent use with each other; Stats is safe to call from any goroutine.
+// Writer writes one publish session: it applies the cut policy, keeps the
+// session's timeline and muxes each cut into one CMAF segment per track;
+// its uploader stores them and commits the manifests, on a goroutine of its
+// own, so that Write never waits for the store unless the upload queue is
+// full (see the package documentation, Upload queue).
+//
+// Write, Sync and Close are not safe for concurrent use with each other;
+// Stats, Failed and Err are safe to call from any goroutine. Close must be
+// called: it ends the uploader's goroutine.
 type Writer struct {
 	seg    *Segmenter
 	cfg    Config // the Segmenter's, with the stream's durations
@@ -33,7 +36,8 @@ type Writer struct {
 	pending [][]pendingAU
 	lastDTS []time.Duration
 
-	ms *manifest.Stream // the stream's state and public manifests
+	up      *uploader // stores the cuts and commits the manifests
+	nextSeq uint64    // the number of the next cut: the stream state's NextSeq at Start, then counted here
 
 	started    bool          // origin is set
 	origin     time.Duration // input DTS of the session's first segment start
@@ -48,9 +52,6 @@ type Writer struct {
 	// DTS comparison would skip the cut.
 	segStartPTS time.Duration
 	lastKey     time.Duration // input DTS of the last video keyframe
-	periodID    string        // this session's period, once its first segment is committed
-	sessBytes   int64
-	sessDur     time.Duration
 	// shift places the session on the stream's media timeline: the end of
 	// the previous session's segments, so timestamps keep increasing across
 	// a reconnect (players that ignore EXT-X-DISCONTINUITY still play).
@@ -63,12 +64,9 @@ type Writer struct {
 	cutStart time.Duration // input DTS where the oldest uncommitted segment starts
 	lastIn   time.Duration // the largest input DTS seen
 
-	fenced bool
 	gopErr error
+	cutErr error // the queue refused a cut (full for too long, ctx ended): nothing more is cut
 	closed bool
-
-	statsMu sync.Mutex
-	stats   Stats
 }
 
 // Stats is what a Writer measured so far in its session.
@@ -80,29 +78,47 @@ type Stats struct {
 	AverageBitrate      int           // bits/s over the session's committed segments
 }
 
-// Stats returns a snapshot of the session's measurements, for the edge's
-// bitrate enforcement and live status. Safe for concurrent use.
-func (w *Writer) Stats() Stats {
-	w.statsMu.Lock()
-	defer w.statsMu.Unlock()
-	return w.stats
-}
+// Stats returns a snapshot of the session's measurements (of committed
+// segments), for the edge's bitrate enforcement and live status. Safe for
+// concurrent use.
+func (w *Writer) Stats() Stats { return w.up.snapshot() }
 
-// Write adds one access unit. It returns ErrBadInput (wrapped) for input
-// that breaks the media.AccessUnit contract (the unit is dropped and the
-// Writer stays usable), ErrGOPTooLong once video keyframes are further apart
-// than Config.MaxKeyframeInterval, ErrFenced once a newer writer took over,
-// ErrClosed after Close, and store errors wrapped. When Write cuts a segment
-// it returns only after the segment and the manifests listing it are
-// stored. Video access units before the first keyframe are dropped.
+// Failed is closed when storing or committing a segment failed (a newer
+// writer fenced this one, a store error): nothing more will be stored, and
+// Err says why. The session should end without waiting for its next Write.
+func (w *Writer) Failed() <-chan struct{} { return w.up.failed }
+
+// Err is nil until Failed is closed, then the failure: ErrFenced or a
+// store error, wrapped.
+func (w *Writer) Err() error { return w.up.fail() }
+
+// Write adds one access unit. When it completes a segment it hands the
+// segment's access units to the upload queue, which muxes and stores them,
+// and returns without waiting for either — unless the queue is full
+// (Config.Queue): then it blocks until there is room, for at most
+// Queue.Wait and while ctx lasts, and returns ErrStorageSlow (wrapped) when
+// the wait runs out, or ctx's error. The access units' Data is kept until
+// their segment is stored.
+//
+// It returns ErrBadInput (wrapped) for input that breaks the
+// media.AccessUnit contract (the unit is dropped and the Writer stays
+// usable), ErrGOPTooLong once video keyframes are further apart than
+// Config.MaxKeyframeInterval, ErrClosed after Close, and, once the upload
+// queue failed (Failed), its error: ErrFenced when a newer writer took
+// over, or a store error wrapped. ErrGOPTooLong, ErrStorageSlow (and
+// ctx's error from a wait for room) and upload failures are sticky. Video
+// access units before the first keyframe are dropped.
 func (w *Writer) Write(ctx context.Context, au media.AccessUnit) error {
 	switch {
 	case w.closed:
 		return ErrClosed
-	case w.fenced || w.ms.Fenced():
-		return ErrFenced
+	case w.cutErr != nil:
+		return w.cutErr
 	case w.gopErr != nil:
 		return w.gopErr
+	}
+	if err := w.up.fail(); err != nil {
+		return err
 	}
 	i, ok := w.byID[au.Track]
 	if !ok {
@@ -165,13 +181,17 @@ func (w *Writer) Write(ctx context.Context, au media.AccessUnit) error {
 	return w.flushCuts(ctx, false)
 }
 
+// Sync waits until every segment cut so far is stored and listed, and
+// returns the upload queue's failure if there is one, or ctx's error.
+func (w *Writer) Sync(ctx context.Context) error { return w.up.sync(ctx) }
+
 // maxAudioLag is how long a decided cut waits for audio to reach it before
 // the segment is committed without the late audio (which then opens the
 // next audio segment).
 const maxAudioLag = time.Second
 
-// flushCuts commits the decided segments whose audio has caught up (all of
-// them with force).
+// flushCuts hands the decided segments whose audio has caught up to the
+// upload queue (all of them with force, beyond the queue's bounds: Close).
 func (w *Writer) flushCuts(ctx context.Context, force bool) error {
 	for len(w.cuts) > 0 {
 		c := w.cuts[0]
@@ -187,7 +207,7 @@ func (w *Writer) flushCuts(ctx context.Context, force bool) error {
 		if !ready {
 			return nil
 		}
-		if err := w.cut(ctx, w.cutStart, c, true); err != nil {
+		if err := w.cut(ctx, w.cutStart, c, true, !force); err != nil {
 			return err
 		}
 		w.cuts, w.cutStart = w.cuts[1:], c
@@ -214,33 +234,35 @@ func (w *Writer) gop(d time.Duration) error {
 	return w.gopErr
 }
 
-// Close flushes the last (short) segment, marks the stream ended (HLS
-// EXT-X-ENDLIST, a static MPD) and writes the final manifests. It returns
-// ErrFenced when a newer writer took over (then it writes nothing), and
-// store errors wrapped; the Writer is closed either way.
+// Close cuts the last (short) segment, lets the upload queue store and
+// list everything cut, then marks the stream ended (HLS EXT-X-ENDLIST, a
+// static MPD) and writes the final manifests, in that order, and ends the
+// uploader's goroutine. ctx bounds it all: when ctx ends first the store
+// operations in flight are cancelled and Close returns an error wrapping
+// ctx's (what was listed before stays listed). After ErrStorageSlow or an
+// upload failure no more segments are cut; the queued ones are still
+// stored (not after a failure) and the end is committed (not when fenced).
+//
+// It returns ErrFenced when a newer writer took over (then it writes
+// nothing), store errors wrapped; the Writer is closed either way.
 func (w *Writer) Close(ctx context.Context) error {
 	if w.closed {
 		return ErrClosed
 	}
 	w.closed = true
-	if w.fenced || w.ms.Fenced() {
-		return ErrFenced
-	}
-	if err := w.flushCuts(ctx, true); err != nil {
-		return err
-	}
-	if w.started && w.video >= 0 && len(w.pending[w.video]) > 0 || w.started && w.video < 0 && w.anyPending() {
-		if err := w.cut(ctx, w.cutStart, 0, false); err != nil {
-			return err
+	if w.cutErr == nil && w.up.fail() == nil {
+		// Unbounded hand-overs: they fail only when the queue failed, and
+		// then up.close reports it.
+		err := w.flushCuts(ctx, true)
+		if err == nil && (w.started && w.video >= 0 && len(w.pending[w.video]) > 0 || w.started && w.video < 0 && w.anyPending()) {
+			_ = w.cut(ctx, w.cutStart, 0, false, false)
 		}
 	}
-	ns := w.ms.State().Clone()
-	ns.Ended = true
-	if err := w.ms.Commit(ctx, ns); err != nil {
-		return err
+	err := w.up.close(ctx)
+	if err == nil {
+		w.log.Info("segment writer closed", "segments", w.Stats().Segments)
 	}
-	w.log.Info("segment writer closed", "segments", w.Stats().Segments)
-	return nil
+	return err
 }
 
 func (w *Writer) anyPending() bool {
@@ -252,17 +274,17 @@ func (w *Writer) anyPending() bool {
 	return false
 }
 
-// cut turns the pending access units before cutAt (input DTS; the segment
-// started at start) into one
-// segment per track, stores them, then commits the state and manifests.
-// haveCut false flushes everything (Close).
-func (w *Writer) cut(ctx context.Context, start, cutAt time.Duration, haveCut bool) error {
-	seq := w.ms.State().NextSeq
-	tok := strconv.FormatUint(w.token, 10)
-	rec := manifest.Segment{Seq: seq, PDT: w.wallAnchor.Add(start - w.origin)}
-	var written []string
-	var segBytes int
-	var segDur time.Duration
+// cut takes the pending access units before cutAt (input DTS; the segment
+// started at start) of every track and hands them to the upload queue as
+// one segment, which the queue muxes (one file per track) and stores:
+// muxing a segment takes milliseconds, which the read loop does not wait
+// for either. The queue is bounded unless this is Close's flush. haveCut
+// false takes everything (Close). A cut the queue refuses is dropped and
+// ends the cutting (ErrStorageSlow or ctx's error, sticky).
+func (w *Writer) cut(ctx context.Context, start, cutAt time.Duration, haveCut, bounded bool) error {
+	seq := w.nextSeq
+	tok := fmtUint(w.token)
+	j := &job{rec: manifest.Segment{Seq: seq, PDT: w.wallAnchor.Add(start - w.origin)}}
 	for i, ti := range w.tracks {
 		ts := ti.rec.TimeScale
 		var take []pendingAU
@@ -274,98 +296,37 @@ func (w *Writer) cut(ctx context.Context, start, cutAt time.Duration, haveCut bo
 			for n < len(w.pending[i]) && w.pending[i][n].dts < limit {
 				n++
 			}
-			take = w.pending[i][:n]
+			take = w.pending[i][:n:n]
 			w.pending[i] = append([]pendingAU(nil), w.pending[i][n:]...)
 		}
 		st := manifest.SegmentTrack{Kind: ti.rec.Kind}
 		if len(take) > 0 {
-			var next uint64
-			haveNext := false
+			p := part{track: i, aus: take, rel: string(ti.rec.Kind) + "/" + tok + "/" + fmtUint(seq) + ".m4s"}
 			if ti.video && haveCut {
-				next, haveNext = w.scale(cutAt, ts), true
+				p.next, p.haveNext = w.scale(cutAt, ts), true
 			} else if len(w.pending[i]) > 0 {
-				next, haveNext = w.pending[i][0].dts, true
+				p.next, p.haveNext = w.pending[i][0].dts, true
 			}
-			body, d, err := mediaSegment(ti, seq, take, next, haveNext)
-			if err != nil {
-				return err
+			j.parts = append(j.parts, p)
+			st.URI, st.T = p.rel, take[0].dts
+			for _, au := range take {
+				j.bytes += au.size
 			}
-			uri := string(ti.rec.Kind) + "/" + tok + "/" + strconv.FormatUint(seq, 10) + ".m4s"
-			if err := w.putNew(ctx, uri, body, store.ClassSegment, contentType(ti.rec.Kind)); err != nil {
-				return err
-			}
-			written = append(written, w.prefix+uri)
-			st.URI, st.T, st.D, st.Bytes = uri, take[0].dts, d, len(body)
-			segBytes += len(body)
-			segDur = max(segDur, time.Duration(d*uint64(time.Second)/uint64(ts)))
 		}
-		rec.Tracks = append(rec.Tracks, st)
+		j.rec.Tracks = append(j.rec.Tracks, st)
 	}
-
-	ns := w.ms.State().Clone()
-	if w.periodID == "" {
-		w.periodID = "p" + tok
-		ns.Periods = append(ns.Periods, ns.OpenPeriod(w.periodID, w.token, w.trackRecs(), rec))
-		rec.Disc = len(ns.Segments) > 0 || seq > 0
-	}
-	rec.Period = w.periodID
-	ns.Segments = append(ns.Segments, rec)
-	ns.NextSeq = seq + 1
-	ns.Slide(w.cfg.DVRWindow)
-
-	bps := 0
-	if segDur > 0 {
-		bps = int(int64(segBytes) * 8 * int64(time.Second) / int64(segDur))
-	}
-	w.sessBytes += int64(segBytes)
-	w.sessDur += segDur
-	avg := 0
-	if w.sessDur > 0 {
-		avg = int(w.sessBytes * 8 * int64(time.Second) / int64(w.sessDur))
-	}
-	ns.PeakBandwidth = max(ns.PeakBandwidth, bps)
-	ns.AvgBandwidth = avg
-
-	if err := w.ms.Commit(ctx, ns); err != nil {
-		if errors.Is(err, ErrFenced) {
-			// Nobody references these; removing them early is a courtesy
-			// (the expiry would take them anyway).
-			_ = w.seg.store.Delete(context.WithoutCancel(ctx), written...)
+	j.cut = time.Now()
+	if err := w.up.enqueue(ctx, j, bounded); err != nil {
+		if w.up.fail() == nil {
+			// Refused, not failed: this cut's media is gone from the
+			// timeline, so no later cut could follow on from the last one.
+			w.cutErr = err
+			w.log.Warn("segment not queued; no more segments are cut", "seq", seq, "err", err)
 		}
 		return err
 	}
-	w.statsMu.Lock()
-	w.stats.Bytes += int64(segBytes)
-	w.stats.Segments++
-	w.stats.LastSegmentDuration = segDur
-	w.stats.LastSegmentBitrate = bps
-	w.stats.AverageBitrate = avg
-	w.statsMu.Unlock()
-	w.log.Debug("segment stored", "seq", seq, "duration", segDur, "bytes", segBytes)
+	w.nextSeq++
 	return nil
 }
 
-// trackRecs are the session's tracks as the manifests describe them.
-func (w *Writer) trackRecs() []manifest.Track {
-	out := make([]manifest.Track, len(w.tracks))
-	for i, ti := range w.tracks {
-		out[i] = ti.rec
-	}
-	return out
-}
-
-// putNew creates an object that must not exist yet. A collision means
-// another writer used this writer's token: treated as fenced.
-func (w *Writer) putNew(ctx context.Context, rel string, body []byte, class store.Class, ctype string) error {
-	_, err := w.seg.store.Put(ctx, w.prefix+rel, bytes.NewReader(body), store.Meta{
-		ContentType: ctype, Class: class, Size: int64(len(body)), IfNoneMatch: "*",
-	})
-	if errors.Is(err, store.ErrPrecondition) {
-		w.fenced = true
-		return fmt.Errorf("%w: %s already exists", ErrFenced, rel)
-	}
-	if err != nil {
-		return fmt.Errorf("segment: put %s: %w", rel, err)
-	}
-	return nil
-}
+func fmtUint(v uint64) string { return strconv.FormatUint(v, 10) }

@@ -31,8 +31,9 @@
 // protocol says "conflict" with the HTTP number, as the spec requires.)
 // Reasons found after the handshake — no video in the first seconds, an
 // unsupported codec, the bitrate or keyframe interval over the slot's
-// limit, the lease lost — end the connection and are visible in the log,
-// the metrics and the slot's live status.
+// limit, the lease lost, a segment store that does not keep up
+// (storage-slow, REJX_DOWN in the log) — end the connection and are visible
+// in the log, the metrics and the slot's live status.
 //
 // # Hostile datagrams
 //

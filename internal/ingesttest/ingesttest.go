@@ -84,6 +84,9 @@ func RedisCoords(t testing.TB) func() Coord {
 type World struct {
 	Store store.Store
 	Repo  *slots.Repo
+	// Queue is the segmenters' upload queue configuration (zero fields:
+	// segment's defaults). Set it before building an Edge.
+	Queue segment.QueueConfig
 }
 
 // NewWorld builds a repository on st (cheap bcrypt: tests only).
@@ -119,10 +122,15 @@ func (w *World) Slot(t testing.TB, name string, in ...slots.Input) (keys.SlotID,
 // so that tests see ends and takeovers quickly.
 func (w *World) Admission(t testing.TB, edgeID string, co Coord, logger *slog.Logger) *admit.Admission {
 	t.Helper()
+	return w.admission(t, edgeID, co, logger, nil)
+}
+
+func (w *World) admission(t testing.TB, edgeID string, co Coord, logger *slog.Logger, reg prometheus.Registerer) *admit.Admission {
+	t.Helper()
 	cfg := admit.Config{EdgeID: edgeID, LeaseTTL: 3 * time.Second, HeartbeatTTL: 1500 * time.Millisecond}.WithDefaults()
 	adm, err := admit.New(cfg, admit.Deps{
 		Slots: w.Repo, Locker: co.Locker, Registry: co.Registry,
-		KeyLimiter: co.Limiter(cfg.KeyRate), AuthLimiter: co.Limiter(cfg.AuthFailRate), Logger: logger,
+		KeyLimiter: co.Limiter(cfg.KeyRate), AuthLimiter: co.Limiter(cfg.AuthFailRate), Logger: logger, Metrics: reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -131,11 +139,16 @@ func (w *World) Admission(t testing.TB, edgeID string, co Coord, logger *slog.Lo
 }
 
 // Segmenter writes to the world's store with 2 s segments by default (a
-// slot's own segment_duration wins).
+// slot's own segment_duration wins) and the world's Queue.
 func (w *World) Segmenter(t testing.TB, logger *slog.Logger) *segment.Segmenter {
 	t.Helper()
-	seg, err := segment.New(segment.Config{SegmentDuration: 2 * time.Second, DVRWindow: 60 * time.Second},
-		segment.Deps{Store: w.Store, Logger: logger})
+	return w.segmenter(t, logger, nil)
+}
+
+func (w *World) segmenter(t testing.TB, logger *slog.Logger, reg prometheus.Registerer) *segment.Segmenter {
+	t.Helper()
+	seg, err := segment.New(segment.Config{SegmentDuration: 2 * time.Second, DVRWindow: 60 * time.Second, Queue: w.Queue},
+		segment.Deps{Store: w.Store, Logger: logger, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +428,8 @@ func (w *World) CheckCloseFlushes(t testing.TB, co Coord, id keys.SlotID, closeS
 }
 
 // Metric reads the counter or gauge name whose labels include labels from
-// g (a server's registry); false when no such series exists.
+// g (a server's registry) — of a histogram, its number of observations;
+// false when no such series exists.
 func Metric(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
 	mfs, err := g.Gather()
@@ -437,8 +451,11 @@ func Metric(t testing.TB, g prometheus.Gatherer, name string, labels map[string]
 					continue next
 				}
 			}
-			if m.GetCounter() != nil {
+			switch {
+			case m.GetCounter() != nil:
 				return m.GetCounter().GetValue(), true
+			case m.GetHistogram() != nil:
+				return float64(m.GetHistogram().GetSampleCount()), true
 			}
 			return m.GetGauge().GetValue(), true
 		}
@@ -447,7 +464,8 @@ func Metric(t testing.TB, g prometheus.Gatherer, name string, labels map[string]
 }
 
 // Edge is what a protocol server under test is built from: one edge's
-// admission and segmenter on the world, its logs and its metrics registry.
+// admission and segmenter on the world, its logs and its metrics registry
+// (which the admission and the segmenter register into too).
 type Edge struct {
 	Coord     Coord
 	Admission *admit.Admission
@@ -462,8 +480,9 @@ func (w *World) Edge(t testing.TB, edgeID string, co Coord) Edge {
 	t.Helper()
 	logs := &LogSink{T: t}
 	logger := logs.Logger(edgeID)
-	return Edge{Coord: co, Admission: w.Admission(t, edgeID, co, logger), Segmenter: w.Segmenter(t, logger),
-		Logs: logs, Logger: logger, Metrics: prometheus.NewRegistry()}
+	reg := prometheus.NewRegistry()
+	return Edge{Coord: co, Admission: w.admission(t, edgeID, co, logger, reg), Segmenter: w.segmenter(t, logger, reg),
+		Logs: logs, Logger: logger, Metrics: reg}
 }
 
 // Server is a protocol server's life cycle.
