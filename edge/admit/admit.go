@@ -394,7 +394,7 @@ func (a *Admission) authorize(ctx context.Context, r Request) (*slots.Slot, *Rej
 		if !r.Remote.Addr().IsValid() {
 			return nil, rejectf(ReasonInternal, nil, "no remote address")
 		}
-		src = sourceOf(r.Remote.Addr())
+		src = keys.AuthSource(r.Remote.Addr())
 		// 1. A blocked address is refused before the key is even looked at.
 		if wait := a.blocks.blocked(src, a.clock.Now()); wait > 0 {
 			rej := rejectf(ReasonRateLimited, nil, "too many failed attempts from this address; retry in %s", ceilSeconds(wait))
@@ -544,19 +544,6 @@ func (a *Admission) recordEnd(protocol string, role keys.Role, remote netip.Addr
 	if err := a.deps.Registry.Heartbeat(ctx, rec, endRecordTTL); err != nil {
 		a.log.Warn("could not record the end in the live status", "slot", rej.Slot, "reason", string(rej.Reason), "err", err)
 	}
-}
-
-// sourceOf is the unit the failed-auth limit counts per: the IPv4 address,
-// or the IPv6 /64 (one subscriber's LAN), so that rotating through a /64
-// does not buy fresh budget.
-func sourceOf(addr netip.Addr) netip.Prefix {
-	addr = addr.Unmap().WithZone("")
-	bits := 32
-	if addr.Is6() {
-		bits = 64
-	}
-	p, _ := addr.Prefix(bits)
-	return p
 }
 
 // addrBlocks remembers, on this edge, which sources exhausted their

@@ -1,9 +1,9 @@
 package admit
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveingest/liveingest/origin/metricsreg"
 )
 
 // metrics are the admission counters and gauges. Several Admission values
@@ -19,14 +19,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return &metrics{}, nil
 	}
-	cv, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	cv, err := metricsreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "liveingest_ingest_rejections_total",
 		Help: "Publishes refused at admission and ingest sessions ended with a reason, by protocol and reason (R-EDGE-5).",
 	}, []string{"protocol", "reason"}))
 	if err != nil {
 		return nil, err
 	}
-	g, err := register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+	g, err := metricsreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "liveingest_ingest_sessions_without_lease",
 		Help: "Ingest sessions publishing on without a slot lease: it lapsed or was lost while coordination was unreachable, and was not re-established yet. Their writes stay fenced by the store.",
 	}))
@@ -34,24 +34,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	return &metrics{rejections: cv, unleased: g}, nil
-}
-
-// register registers c, or returns the collector of the same description
-// that is already registered.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if !errors.As(err, &are) {
-		return c, err
-	}
-	existing, ok := are.ExistingCollector.(C)
-	if !ok {
-		return c, err
-	}
-	return existing, nil
 }
 
 // rejected counts one rejection. protocol is one of the known protocols (or

@@ -1,10 +1,11 @@
 package segment
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveingest/liveingest/origin/metricsreg"
 )
 
 // metrics are the upload queues' measurements, aggregated over the
@@ -48,37 +49,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	var err error
-	if m.segments, err = register(reg, m.segments); err != nil {
+	if m.segments, err = metricsreg.Register(reg, m.segments); err != nil {
 		return nil, err
 	}
-	if m.bytes, err = register(reg, m.bytes); err != nil {
+	if m.bytes, err = metricsreg.Register(reg, m.bytes); err != nil {
 		return nil, err
 	}
-	if m.wait, err = register(reg, m.wait); err != nil {
+	if m.wait, err = metricsreg.Register(reg, m.wait); err != nil {
 		return nil, err
 	}
-	if m.commit, err = register(reg, m.commit); err != nil {
+	if m.commit, err = metricsreg.Register(reg, m.commit); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector of the same description
-// already registered (several Segmenters may share one registry).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if !errors.As(err, &are) {
-		return c, err
-	}
-	existing, ok := are.ExistingCollector.(C)
-	if !ok {
-		return c, err
-	}
-	return existing, nil
 }
 
 func (m *metrics) queued(segments, bytes int) {

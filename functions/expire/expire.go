@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/liveingest/liveingest/origin/metricsreg"
+
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/lifecycle"
 	"github.com/liveingest/liveingest/origin/slots"
@@ -126,29 +128,14 @@ func New(cfg Config, deps Deps) (*Sweeper, error) {
 	}
 	if deps.Registerer != nil {
 		var err error
-		if s.deleted, err = register(deps.Registerer, s.deleted); err != nil {
-			return nil, err
+		if s.deleted, err = metricsreg.Register(deps.Registerer, s.deleted); err != nil {
+			return nil, fmt.Errorf("expire: register metrics: %w", err)
 		}
-		if s.failed, err = register(deps.Registerer, s.failed); err != nil {
-			return nil, err
+		if s.failed, err = metricsreg.Register(deps.Registerer, s.failed); err != nil {
+			return nil, fmt.Errorf("expire: register metrics: %w", err)
 		}
 	}
 	return s, nil
-}
-
-// register registers c, or reuses the counter a previous Sweeper on the
-// same registry registered (a restart of the worker in one process).
-func register(r prometheus.Registerer, c prometheus.Counter) (prometheus.Counter, error) {
-	if err := r.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
-				return existing, nil
-			}
-		}
-		return nil, fmt.Errorf("expire: register metrics: %w", err)
-	}
-	return c, nil
 }
 
 // Sweep makes one pass over every slot: it lists the slot's media (both

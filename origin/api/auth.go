@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liveingest/liveingest/origin/coord"
+	"github.com/liveingest/liveingest/origin/keys"
 )
 
 // The admin token is checked with two guards in front of it:
@@ -39,11 +40,6 @@ import (
 // built with it unless the caller chooses another rate.
 var DefaultAuthFailRate = coord.Rate{Burst: 10, Interval: 10 * time.Second}
 
-// authFailKeyPrefix names the limiter keys of failed admin-token attempts;
-// distinct from every other limiter's prefix, as a Redis limiter's keys
-// share one space.
-const authFailKeyPrefix = "api:authfail:"
-
 // authLogInterval is the most often a failed attempt is logged at Warn: a
 // guessing client would otherwise write one line per guess. Every failure is
 // counted in liveingest_api_auth_failures_total and logged at Debug.
@@ -51,18 +47,6 @@ const authLogInterval = time.Minute
 
 // maxBlocked bounds the in-process block list.
 const maxBlocked = 10000
-
-// sourceOf is the unit the failed-token budget counts per: the IPv4
-// address, or the IPv6 /64. IPv4-mapped IPv6 addresses count as IPv4.
-func sourceOf(addr netip.Addr) netip.Prefix {
-	addr = addr.Unmap().WithZone("")
-	bits := 32
-	if addr.Is6() {
-		bits = 64
-	}
-	p, _ := addr.Prefix(bits)
-	return p
-}
 
 // remoteAddr parses Request.RemoteAddr ("host:port", or a bare host from
 // some test harnesses).
@@ -155,7 +139,7 @@ func (g *authGuard) block(src netip.Prefix, d time.Duration) {
 // the budget is used up (0: answer 401). A limiter that cannot be reached
 // fails open: the token was wrong either way, and the answer is still 401.
 func (g *authGuard) failed(ctx context.Context, src netip.Prefix) time.Duration {
-	wait, err := g.lim.Allow(ctx, authFailKeyPrefix+src.String())
+	wait, err := g.lim.Allow(ctx, keys.APIAuthFailLimit(src))
 	if err != nil {
 		g.log.Debug("admin-token failure limiter unavailable", "err", err)
 		return 0
@@ -203,7 +187,7 @@ func (a *API) requireToken(next http.Handler) http.Handler {
 			writeError(w, http.StatusBadRequest, "cannot parse the client address", "")
 			return
 		}
-		src := sourceOf(addr)
+		src := keys.AuthSource(addr)
 		if wait := a.guard.blockedFor(src); wait > 0 {
 			a.guard.record(r, src, "rate_limited")
 			tooManyFailures(w, wait)

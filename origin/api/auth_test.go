@@ -16,6 +16,7 @@ import (
 	"github.com/liveingest/liveingest/internal/testenv"
 	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/coord/memory"
+	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/slots"
 	"github.com/liveingest/liveingest/origin/store/teststores"
 )
@@ -174,8 +175,8 @@ func TestAdminTokenIPv6Slash64(t *testing.T) {
 		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
 		{"fe80::1%eth0", "fe80::/64"},
 	} {
-		if got := sourceOf(netip.MustParseAddr(c.addr)).String(); got != c.want {
-			t.Errorf("sourceOf(%s) = %s, want %s", c.addr, got, c.want)
+		if got := keys.AuthSource(netip.MustParseAddr(c.addr)).String(); got != c.want {
+			t.Errorf("keys.AuthSource(%s) = %s, want %s", c.addr, got, c.want)
 		}
 	}
 }

@@ -27,6 +27,24 @@ func IngestKeyLimit(id SlotID, role Role) string {
 // an IPv6 /64, the unit edge admission counts per.
 func IngestAuthFailLimit(src netip.Prefix) string { return "ingest:authfail:" + src.String() }
 
+// APIAuthFailLimit names the budget of failed admin-token attempts of one
+// source (AuthSource), shared by every origin serving the API.
+func APIAuthFailLimit(src netip.Prefix) string { return "api:authfail:" + src.String() }
+
+// AuthSource is the unit failed-authentication budgets count per: the IPv4
+// address, or the IPv6 /64 (one subscriber's LAN), so that rotating through
+// the addresses of a /64 buys no fresh budget. IPv4-mapped IPv6 addresses
+// count as IPv4.
+func AuthSource(addr netip.Addr) netip.Prefix {
+	addr = addr.Unmap().WithZone("")
+	bits := 32
+	if addr.Is6() {
+		bits = 64
+	}
+	p, _ := addr.Prefix(bits)
+	return p
+}
+
 // ValidateCoordName checks a logical coordination name (lease, limiter or
 // registry key) before an implementation uses it.
 func ValidateCoordName(name string) error {

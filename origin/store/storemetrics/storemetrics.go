@@ -20,6 +20,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/liveingest/liveingest/origin/metricsreg"
+
 	"github.com/liveingest/liveingest/origin/store"
 )
 
@@ -43,16 +45,9 @@ func Wrap(next store.Store, reg prometheus.Registerer) (*Store, error) {
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 	}, []string{"op", "class", "result"})
 	if reg != nil {
-		if err := reg.Register(h); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-			existing, ok := are.ExistingCollector.(*prometheus.HistogramVec)
-			if !ok {
-				return nil, err
-			}
-			h = existing
+		var err error
+		if h, err = metricsreg.Register(reg, h); err != nil {
+			return nil, err
 		}
 	}
 	return &Store{next: next, hist: h}, nil
