@@ -52,6 +52,8 @@ type DevCmd struct {
 	// Prefer the LIVEINGEST_ADMIN_TOKEN variable over the flag, which other
 	// users of the machine can read in the process list. Default: generated.
 	AdminToken secret.String `help:"Admin API bearer token (prefer LIVEINGEST_ADMIN_TOKEN); generated when empty." hidden:""`
+	// Profile is the optional /debug/pprof listener (pprof.go).
+	Profile ProfileFlags `embed:""`
 }
 
 // Validate checks every field and names the first bad one.
@@ -65,6 +67,9 @@ func (c *DevCmd) Validate() error {
 		}
 	}
 	if err := c.DevIngestFlags.validate(); err != nil {
+		return err
+	}
+	if err := c.Profile.validate(); err != nil {
 		return err
 	}
 	if !validHostname(c.PublicHost) {
@@ -141,9 +146,17 @@ func (c *DevCmd) Run(ctx context.Context, e env) error {
 	httpsL.srv = newHTTPServer(mux, logger)
 	httpsL.srv.TLSConfig = cert.TLSConfig()
 
+	pl, err := c.Profile.listener(logger)
+	if err != nil {
+		httpL.ln.Close()
+		httpsL.ln.Close()
+		_ = svc.close(context.Background())
+		return err
+	}
+
 	printDevSummary(e.stdout, c, deployment, ingest, token, generated, cert)
 	logger.Info("started", append([]any{"http", httpL.ln.Addr().String(), "https", httpsL.ln.Addr().String(), "data", c.Data}, svc.logAttrs...)...)
-	return serveWith(ctx, o, logger, svc, httpL, httpsL)
+	return serveWith(ctx, o, logger, svc, withProfile([]*listener{httpL, httpsL}, pl)...)
 }
 
 // publishPagePath is where dev serves the WHIP publish page.

@@ -137,6 +137,7 @@ type RoleFlags struct {
 	S3         S3Flags         `embed:""`
 	Redis      RedisFlags      `embed:""`
 	Deployment DeploymentFlags `embed:""`
+	Profile    ProfileFlags    `embed:""`
 }
 
 // Validate checks every field and names the first bad one.
@@ -145,6 +146,9 @@ func (r *RoleFlags) Validate() error {
 		return err
 	}
 	if err := checkRegion("--region", r.Region); err != nil {
+		return err
+	}
+	if err := r.Profile.validate(); err != nil {
 		return err
 	}
 	if r.HTTPS != "" {
@@ -250,6 +254,14 @@ func runRole(ctx context.Context, e env, role string, r *RoleFlags, build func(r
 	if len(ls) > 1 {
 		attrs = append(attrs, "https", ls[1].ln.Addr().String())
 	}
+	pl, err := r.Profile.listener(logger)
+	if err != nil {
+		for _, l := range ls {
+			l.ln.Close()
+		}
+		return err
+	}
+	ls = withProfile(ls, pl)
 	logger.Info("started", append(attrs, svc.logAttrs...)...)
 	return serveWith(ctx, o, logger, svc, ls...)
 }

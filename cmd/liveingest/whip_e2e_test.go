@@ -64,7 +64,7 @@ func TestWHIPBrowserDev(t *testing.T) {
 	waitNotLive(t, base, token, created.ID, 5*time.Second)
 	waitEnded(t, media)
 	for _, u := range []string{hls, dash} {
-		checkWHIPDecodes(t, probe(t, u, true, time.Minute), 100) // 10 s at ≥ 10 fps
+		checkWHIPDecodes(t, probeLossy(t, u, time.Minute), 100) // 10 s at ≥ 10 fps
 	}
 	validateMedia(t, media, 2*time.Second, 0.2, 4)
 
@@ -104,6 +104,6 @@ func TestWHIPPionDevHTTPS(t *testing.T) {
 	}
 	waitNotLive(t, base, token, created.ID, 2*time.Second)
 	waitEnded(t, media)
-	checkWHIPDecodes(t, probe(t, hls, true, time.Minute), 200)
+	checkWHIPDecodes(t, probeLossy(t, hls, time.Minute), 200)
 	validateMedia(t, media, 2*time.Second, 0.2, 4)
 }
