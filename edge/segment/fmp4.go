@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -131,14 +132,6 @@ func initFile(ti trackInfo) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// pendingAU is an access unit converted to the track's timescale.
-type pendingAU struct {
-	dts, pts uint64 // track timescale, relative to the session origin
-	key      bool
-	data     [][]byte
-	size     int
-}
-
 // toScale converts d ≥ 0 to units of scale per second without overflow for
 // any realistic session length.
 func toScale(d time.Duration, scale uint32) uint64 {
@@ -146,57 +139,107 @@ func toScale(d time.Duration, scale uint32) uint64 {
 	return uint64(d/time.Second)*s + uint64(d%time.Second)*s/uint64(time.Second)
 }
 
-// mediaSegment builds the moof+mdat of one track from its samples. next is
-// the DTS following the last sample (the next segment's first), or fallback
-// is used as the last sample's duration when it is unknown.
-func mediaSegment(ti trackInfo, seq uint64, aus []pendingAU, next uint64, haveNext bool) ([]byte, uint64, error) {
-	samples := make([]*fmp4.Sample, 0, len(aus))
+// The boxes of a CMAF media segment with one track (ISO 14496-12 8.8),
+// byte for byte what mediacommon's fmp4.Part.Marshal writes for one
+// track — written here by hand because that marshaller goes through
+// reflection and copies every sample twice, which at a few hundred streams
+// was a tenth of a core.
+const (
+	trunDataOffset = 0x000001
+	trunDuration   = 0x000100
+	trunSize       = 0x000200
+	trunFlags      = 0x000400
+	trunCTO        = 0x000800
+	tfhdBaseIsMoof = 0x020000
+
+	sampleNonSync = 1 << 16 // sample_is_non_sync_sample in sample_flags
+)
+
+// maxSegmentBytes keeps the mdat within a 32-bit box size (and the trun's
+// data offset within int32): far above any segment a queue would take.
+const maxSegmentBytes = 1<<31 - 1<<20
+
+// moofHead builds the moof and the mdat box header of one track's segment:
+// the mdat's payload is seg's bytes, which follow it unchanged. next is the
+// decode time after the last sample (the next segment's first) when
+// haveNext; without it the last sample repeats the previous one's
+// duration. It returns the header and the segment's duration in timescale
+// units.
+func moofHead(ti trackInfo, seq uint64, seg *trackSeg, next uint64, haveNext bool) ([]byte, uint64, error) {
+	ss := seg.samples
+	if len(ss) == 0 {
+		return nil, 0, fmt.Errorf("%w: a segment without samples", ErrBadInput)
+	}
+	if seg.size > maxSegmentBytes {
+		return nil, 0, fmt.Errorf("%w: a segment of %d bytes", ErrBadInput, seg.size)
+	}
+	flags := uint32(trunDataOffset | trunDuration | trunSize)
+	entry := 8
+	for _, s := range ss {
+		if !s.key && flags&trunFlags == 0 {
+			flags |= trunFlags
+			entry += 4
+		}
+		if s.ptsOff != 0 && flags&trunCTO == 0 {
+			flags |= trunCTO
+			entry += 4
+		}
+	}
+	trunLen := 20 + entry*len(ss)
+	trafLen := 8 + 16 + 20 + trunLen
+	moofLen := 8 + 16 + trafLen
+	b := make([]byte, 0, moofLen+8)
+	box := func(size int, typ string) {
+		b = binary.BigEndian.AppendUint32(b, uint32(size))
+		b = append(b, typ...)
+	}
+	u32 := func(v uint32) { b = binary.BigEndian.AppendUint32(b, v) }
+
+	box(moofLen, "moof")
+	box(16, "mfhd")
+	u32(0) // version 0, flags 0
+	u32(uint32(seq))
+	box(trafLen, "traf")
+	box(16, "tfhd")
+	u32(tfhdBaseIsMoof) // version 0
+	u32(fileTrackID)
+	box(20, "tfdt")
+	u32(1 << 24) // version 1: a 64-bit base media decode time
+	b = binary.BigEndian.AppendUint64(b, ss[0].dts)
+	box(trunLen, "trun")
+	u32(1<<24 | flags) // version 1: signed composition offsets
+	u32(uint32(len(ss)))
+	u32(uint32(moofLen + 8)) // data offset: from the moof's start to the mdat's payload
 	var dur uint64
-	for i, au := range aus {
+	for i, s := range ss {
 		var d uint64
 		switch {
-		case i+1 < len(aus):
-			d = aus[i+1].dts - au.dts
-		case haveNext && next > au.dts:
-			d = next - au.dts
+		case i+1 < len(ss):
+			d = ss[i+1].dts - s.dts
+		case haveNext && next > s.dts:
+			d = next - s.dts
 		case i > 0:
-			d = au.dts - aus[i-1].dts // repeat the previous sample's duration
+			d = s.dts - ss[i-1].dts // repeat the previous sample's duration
 		default:
 			d = uint64(ti.rec.TimeScale) / 25
 			if !ti.video {
 				d = 1024 // one AAC frame; Opus frames are 960 at 48 kHz but close enough for a lone frame
 			}
 		}
-		var s *fmp4.Sample
-		var err error
-		switch {
-		case ti.h265:
-			s = &fmp4.Sample{}
-			err = s.FillH265(int32(au.pts-au.dts), au.data)
-		case ti.video:
-			s = &fmp4.Sample{}
-			err = s.FillH264(int32(au.pts-au.dts), au.data)
-		default:
-			s = &fmp4.Sample{Payload: au.data[0]}
-		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("%w: %v", ErrBadInput, err)
-		}
-		s.Duration = uint32(d)
-		if ti.video {
-			// The writer only cuts at keyframes, so the sync flag follows
-			// the input's Key rather than a re-parse of the NAL units.
-			s.IsNonSyncSample = !au.key
-		}
-		samples = append(samples, s)
 		dur += d
+		u32(uint32(d))
+		u32(s.size)
+		if flags&trunFlags != 0 {
+			var f uint32
+			if !s.key {
+				f = sampleNonSync
+			}
+			u32(f)
+		}
+		if flags&trunCTO != 0 {
+			u32(uint32(s.ptsOff))
+		}
 	}
-	p := fmp4.Part{SequenceNumber: uint32(seq), Tracks: []*fmp4.PartTrack{{
-		ID: fileTrackID, BaseTime: aus[0].dts, Samples: samples,
-	}}}
-	var buf seekablebuffer.Buffer
-	if err := p.Marshal(&buf); err != nil {
-		return nil, 0, fmt.Errorf("segment: marshal part: %w", err)
-	}
-	return buf.Bytes(), dur, nil
+	box(8+seg.size, "mdat")
+	return b, dur, nil
 }

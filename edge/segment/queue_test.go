@@ -3,6 +3,9 @@ package segment_test
 import (
 	"context"
 	"errors"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,4 +168,53 @@ func TestQueueFull(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMultivariantRewrittenOnDrift: the multivariant playlist's
+// AVERAGE-BANDWIDTH is republished only when it moved by more than 5 %,
+// so a steady stream does not rewrite index.m3u8 at every segment — and
+// what it lists stays within 5 % of the session's true average.
+func TestMultivariantRewrittenOnDrift(t *testing.T) {
+	in := genInput(t, 30, 50)
+	log := teststores.NewLog(teststores.Disk(t))
+	w := &ingesttest.World{Store: log}
+	ctx := t.Context()
+	wr, err := queueSegmenter(t, w, segment.QueueConfig{}, nil).Start(ctx, segment.Stream{Slot: slotID, Role: keys.Primary, Token: 1}, in.tracks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := feed(ctx, wr, in.aus); err != nil {
+		t.Fatal(err)
+	}
+	if err := wr.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := wr.Stats()
+	if err := wr.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var multivariant, media int
+	for _, p := range log.Puts() {
+		switch {
+		case strings.HasSuffix(p.Key, "/index.m3u8"):
+			multivariant++
+		case strings.HasSuffix(p.Key, "/video.m3u8"):
+			media++
+		}
+	}
+	if st.Segments < 10 {
+		t.Fatalf("%d segments committed before Close, want ≥ 10", st.Segments)
+	}
+	if multivariant*2 > media {
+		t.Errorf("index.m3u8 written %d times for %d video playlist writes: rewritten at (nearly) every segment", multivariant, media)
+	}
+	m := regexp.MustCompile(`AVERAGE-BANDWIDTH=(\d+)`).FindStringSubmatch(get(t, log, "index.m3u8"))
+	if m == nil {
+		t.Fatal("index.m3u8 has no AVERAGE-BANDWIDTH")
+	}
+	avg, _ := strconv.Atoi(m[1])
+	if d := float64(avg-st.AverageBitrate) / float64(st.AverageBitrate); d > 0.05 || d < -0.05 {
+		t.Errorf("AVERAGE-BANDWIDTH %d is %.1f %% off the session average %d", avg, 100*d, st.AverageBitrate)
+	}
+	t.Logf("%d segments: index.m3u8 written %d times, video.m3u8 %d; AVERAGE-BANDWIDTH %d, session average %d", st.Segments, multivariant, media, avg, st.AverageBitrate)
 }

@@ -65,6 +65,7 @@
 package segment
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -267,7 +268,7 @@ func (s *Segmenter) Start(ctx context.Context, stream Stream, tracks []media.Tra
 			w.video = len(w.tracks)
 		}
 		w.tracks = append(w.tracks, ti)
-		w.pending = append(w.pending, nil)
+		w.open = append(w.open, nil)
 		w.lastDTS = append(w.lastDTS, -1<<63)
 	}
 	inits := make([][]byte, len(w.tracks))
@@ -288,7 +289,7 @@ func (s *Segmenter) Start(ctx context.Context, stream Stream, tracks []media.Tra
 	w.shift = ms.State().TimelineEnd()
 	w.nextSeq = ms.State().NextSeq
 	for i, ti := range w.tracks {
-		if err := putNew(ctx, s.store, w.prefix, ti.rec.Init, inits[i], store.ClassInit, contentType(ti.rec.Kind)); err != nil {
+		if err := putNew(ctx, s.store, w.prefix, ti.rec.Init, bytes.NewReader(inits[i]), int64(len(inits[i])), store.ClassInit, contentType(ti.rec.Kind)); err != nil {
 			return nil, err
 		}
 	}

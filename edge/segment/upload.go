@@ -1,10 +1,10 @@
 package segment
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -66,11 +66,11 @@ func (q QueueConfig) withDefaults(segDur time.Duration) QueueConfig {
 	return q
 }
 
-// part is one track's share of a cut: its access units, muxed into the
-// track's media segment by the uploader.
+// part is one track's share of a cut: its samples, which the uploader
+// stores as the track's media segment.
 type part struct {
 	track    int // index in the Writer's tracks
-	aus      []pendingAU
+	seg      *trackSeg
 	next     uint64 // the decode time after the last unit, when haveNext
 	haveNext bool
 	rel      string // the segment's key, relative to the role prefix
@@ -84,7 +84,7 @@ type job struct {
 	// tracks in parts; the uploader sets D and Bytes when it muxes, and
 	// Period and Disc when it commits.
 	rec   manifest.Segment
-	bytes int       // the access units' bytes: what the queue's bound counts
+	bytes int       // the samples' bytes: what the queue's bound counts
 	cut   time.Time // when it was cut (commit latency)
 }
 
@@ -282,16 +282,20 @@ func (u *uploader) put(j *job) error {
 	var wg sync.WaitGroup
 	for i, p := range j.parts {
 		wg.Go(func() {
+			// Stored or not, the bytes are not needed again: a failure
+			// stops the queue.
+			defer p.seg.release()
 			ti := u.tracks[p.track]
-			body, d, err := mediaSegment(ti, j.rec.Seq, p.aus, p.next, p.haveNext)
+			head, d, err := moofHead(ti, j.rec.Seq, p.seg, p.next, p.haveNext)
 			if err != nil {
 				errs[i] = err
 				return
 			}
+			size := len(head) + p.seg.size
 			st := &j.rec.Tracks[p.track]
-			st.D, st.Bytes = d, len(body)
-			durs[i], sizes[i] = time.Duration(d*uint64(time.Second)/uint64(ti.rec.TimeScale)), len(body)
-			errs[i] = u.putNew(p.rel, body, store.ClassSegment, contentType(ti.rec.Kind))
+			st.D, st.Bytes = d, size
+			durs[i], sizes[i] = time.Duration(d*uint64(time.Second)/uint64(ti.rec.TimeScale)), size
+			errs[i] = putNew(u.ctx, u.store, u.prefix, p.rel, p.seg.reader(head), int64(size), store.ClassSegment, contentType(ti.rec.Kind))
 		})
 	}
 	wg.Wait()
@@ -331,7 +335,13 @@ func (u *uploader) put(j *job) error {
 		avg = int(u.sessBytes * 8 * int64(time.Second) / int64(u.sessDur))
 	}
 	ns.PeakBandwidth = max(ns.PeakBandwidth, bps)
-	ns.AvgBandwidth = avg
+	// AVERAGE-BANDWIDTH has to be close to the truth, not exact (Apple's
+	// HLS authoring specification allows 10 %): republished only once it
+	// drifted by more than 5 %, it spares the multivariant playlist a
+	// rewrite at every segment.
+	if prev := ns.AvgBandwidth; prev == 0 || 20*abs(avg-prev) > prev {
+		ns.AvgBandwidth = avg
+	}
 
 	if err := u.ms.Commit(u.ctx, ns); err != nil {
 		if errors.Is(err, ErrFenced) {
@@ -357,15 +367,12 @@ func (u *uploader) put(j *job) error {
 	return nil
 }
 
-// putNew creates an object that must not exist yet. A collision means
-// another writer used this writer's token: treated as fenced.
-func (u *uploader) putNew(rel string, body []byte, class store.Class, ctype string) error {
-	return putNew(u.ctx, u.store, u.prefix, rel, body, class, ctype)
-}
-
-func putNew(ctx context.Context, st store.Store, prefix, rel string, body []byte, class store.Class, ctype string) error {
-	_, err := st.Put(ctx, prefix+rel, bytes.NewReader(body), store.Meta{
-		ContentType: ctype, Class: class, Size: int64(len(body)), IfNoneMatch: "*",
+// putNew creates an object of size bytes that must not exist yet. A
+// collision means another writer used this writer's token: treated as
+// fenced.
+func putNew(ctx context.Context, st store.Store, prefix, rel string, body io.Reader, size int64, class store.Class, ctype string) error {
+	_, err := st.Put(ctx, prefix+rel, body, store.Meta{
+		ContentType: ctype, Class: class, Size: size, IfNoneMatch: "*",
 	})
 	if errors.Is(err, store.ErrPrecondition) {
 		return fmt.Errorf("%w: %s already exists", ErrFenced, rel)
@@ -437,4 +444,11 @@ func (u *uploader) snapshot() Stats {
 	u.statsMu.Lock()
 	defer u.statsMu.Unlock()
 	return u.stats
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
 }

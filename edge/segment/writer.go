@@ -33,7 +33,11 @@ type Writer struct {
 	tracks  []trackInfo
 	byID    map[int]int // media.Track.ID → index in tracks
 	video   int         // index of the video track, -1 when audio-only
-	pending [][]pendingAU
+	// open holds, per track, the segments not yet handed to the upload
+	// queue, oldest first: the one the next cut takes, and one more per
+	// cut decided since (audio up to maxAudioLag behind the video still
+	// goes into the segment before the cut).
+	open    [][]*trackSeg
 	lastDTS []time.Duration
 
 	up      *uploader // stores the cuts and commits the manifests
@@ -153,6 +157,7 @@ func (w *Writer) Write(ctx context.Context, au media.AccessUnit) error {
 		w.started, w.origin, w.segStart, w.lastKey, w.cutStart = true, au.DTS, au.DTS, au.DTS, au.DTS
 		w.segStartPTS = au.PTS
 		w.wallAnchor = w.seg.now()
+		w.openSegments(au.DTS)
 		for _, p := range w.preStart {
 			if p.DTS >= w.origin {
 				w.enqueue(w.byID[p.Track], p)
@@ -166,8 +171,9 @@ func (w *Writer) Write(ctx context.Context, au media.AccessUnit) error {
 	cfg := w.cfg
 	if w.video >= 0 {
 		if ti.video && au.Key {
-			if au.PTS-w.segStartPTS >= cfg.SegmentDuration && len(w.pending[w.video]) > 0 {
+			if au.PTS-w.segStartPTS >= cfg.SegmentDuration && w.hasSamples(w.video) {
 				w.cuts, w.segStart, w.segStartPTS = append(w.cuts, au.DTS), au.DTS, au.PTS
+				w.openSegments(au.DTS)
 			}
 			w.lastKey = au.DTS
 		} else if au.DTS-w.lastKey > maxGOP {
@@ -175,6 +181,7 @@ func (w *Writer) Write(ctx context.Context, au media.AccessUnit) error {
 		}
 	} else if au.DTS-w.segStart >= cfg.SegmentDuration {
 		w.cuts, w.segStart = append(w.cuts, au.DTS), au.DTS
+		w.openSegments(au.DTS)
 	}
 	w.enqueue(i, au)
 	w.lastIn = max(w.lastIn, au.DTS)
@@ -219,13 +226,43 @@ func (w *Writer) flushCuts(ctx context.Context, force bool) error {
 // timescale units.
 func (w *Writer) scale(d time.Duration, ts uint32) uint64 { return toScale(d-w.origin+w.shift, ts) }
 
+// enqueue copies au into the open segment of its track that its DTS
+// belongs to: the newest that starts at or before it (late audio before the
+// oldest open one goes into that one).
 func (w *Writer) enqueue(i int, au media.AccessUnit) {
 	ti := w.tracks[i]
 	ts := ti.rec.TimeScale
-	w.pending[i] = append(w.pending[i], pendingAU{
-		dts: w.scale(au.DTS, ts), pts: w.scale(au.PTS, ts),
-		key: au.Key || !ti.video, data: au.Data, size: au.Size(),
-	})
+	segs := w.open[i]
+	seg := segs[0]
+	for k := len(segs) - 1; k > 0; k-- {
+		if segs[k].start <= au.DTS {
+			seg = segs[k]
+			break
+		}
+	}
+	dts := w.scale(au.DTS, ts)
+	var off int32
+	if ti.video {
+		off = int32(w.scale(au.PTS, ts) - dts)
+	}
+	seg.add(dts, off, au.Key || !ti.video, ti.video, au.Data)
+}
+
+// openSegments starts a segment at the input DTS at on every track.
+func (w *Writer) openSegments(at time.Duration) {
+	for i := range w.open {
+		w.open[i] = append(w.open[i], &trackSeg{start: at})
+	}
+}
+
+// hasSamples reports whether track i has media not yet handed over.
+func (w *Writer) hasSamples(i int) bool {
+	for _, s := range w.open[i] {
+		if len(s.samples) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *Writer) gop(d time.Duration) error {
@@ -254,7 +291,7 @@ func (w *Writer) Close(ctx context.Context) error {
 		// Unbounded hand-overs: they fail only when the queue failed, and
 		// then up.close reports it.
 		err := w.flushCuts(ctx, true)
-		if err == nil && (w.started && w.video >= 0 && len(w.pending[w.video]) > 0 || w.started && w.video < 0 && w.anyPending()) {
+		if err == nil && (w.started && w.video >= 0 && w.hasSamples(w.video) || w.started && w.video < 0 && w.anyPending()) {
 			_ = w.cut(ctx, w.cutStart, 0, false, false)
 		}
 	}
@@ -266,8 +303,8 @@ func (w *Writer) Close(ctx context.Context) error {
 }
 
 func (w *Writer) anyPending() bool {
-	for _, p := range w.pending {
-		if len(p) > 0 {
+	for i := range w.open {
+		if w.hasSamples(i) {
 			return true
 		}
 	}
@@ -287,31 +324,28 @@ func (w *Writer) cut(ctx context.Context, start, cutAt time.Duration, haveCut, b
 	j := &job{rec: manifest.Segment{Seq: seq, PDT: w.wallAnchor.Add(start - w.origin)}}
 	for i, ti := range w.tracks {
 		ts := ti.rec.TimeScale
-		var take []pendingAU
+		// The oldest open segment is this cut's: video after the cut and
+		// audio at or after it went into a newer one as they arrived.
+		// Without a cut (Close) everything left is taken.
+		take := w.open[i][0]
+		w.open[i] = w.open[i][1:]
 		if !haveCut {
-			take, w.pending[i] = w.pending[i], nil
-		} else {
-			limit := w.scale(cutAt, ts)
-			n := 0
-			for n < len(w.pending[i]) && w.pending[i][n].dts < limit {
-				n++
+			for _, o := range w.open[i] {
+				take.merge(o)
 			}
-			take = w.pending[i][:n:n]
-			w.pending[i] = append([]pendingAU(nil), w.pending[i][n:]...)
+			w.open[i] = nil
 		}
 		st := manifest.SegmentTrack{Kind: ti.rec.Kind}
-		if len(take) > 0 {
-			p := part{track: i, aus: take, rel: string(ti.rec.Kind) + "/" + tok + "/" + fmtUint(seq) + ".m4s"}
+		if len(take.samples) > 0 {
+			p := part{track: i, seg: take, rel: string(ti.rec.Kind) + "/" + tok + "/" + fmtUint(seq) + ".m4s"}
 			if ti.video && haveCut {
 				p.next, p.haveNext = w.scale(cutAt, ts), true
-			} else if len(w.pending[i]) > 0 {
-				p.next, p.haveNext = w.pending[i][0].dts, true
+			} else if len(w.open[i]) > 0 && len(w.open[i][0].samples) > 0 {
+				p.next, p.haveNext = w.open[i][0].samples[0].dts, true
 			}
 			j.parts = append(j.parts, p)
-			st.URI, st.T = p.rel, take[0].dts
-			for _, au := range take {
-				j.bytes += au.size
-			}
+			st.URI, st.T = p.rel, take.samples[0].dts
+			j.bytes += take.size
 		}
 		j.rec.Tracks = append(j.rec.Tracks, st)
 	}

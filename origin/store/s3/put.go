@@ -160,7 +160,13 @@ func (s *Store) putParts(ctx context.Context, o object, b *body) (store.Info, er
 	if o.size > 0 {
 		src = &sizeChecker{b: b, r: io.LimitReader(b, o.size+1), want: o.size}
 	}
-	buf, eof, err := readPart(src, nil, s.partSize)
+	var buf []byte
+	if o.size > 0 && o.size < s.partSize {
+		// Room for the whole body and the one byte more that would make
+		// it too long: read in one allocation, not a doubling series.
+		buf = make([]byte, 0, o.size+1)
+	}
+	buf, eof, err := readPart(src, buf, s.partSize)
 	if err != nil {
 		return store.Info{}, err
 	}
