@@ -19,7 +19,7 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func newStore(t *testing.T, dir string) *disk.Store {
+func newStore(t testing.TB, dir string) *disk.Store {
 	t.Helper()
 	st, err := disk.New(dir)
 	if err != nil {
