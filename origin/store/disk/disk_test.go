@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/liveingest/liveingest/internal/testenv"
@@ -19,7 +20,7 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func newStore(t *testing.T, dir string) *disk.Store {
+func newStore(t testing.TB, dir string) *disk.Store {
 	t.Helper()
 	st, err := disk.New(dir)
 	if err != nil {
@@ -33,16 +34,21 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return newStore(t, t.TempDir()) })
 }
 
-// tempFiles lists the temporary files of the store at dir.
+// tempFiles lists the temporary files anywhere under the store at dir.
 func tempFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(dir, ".tmp"))
-	if err != nil {
-		t.Fatalf("read .tmp: %v", err)
-	}
 	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasPrefix(d.Name(), ".tmp") {
+			names = append(names, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", dir, err)
 	}
 	return names
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -19,6 +20,10 @@ import (
 // files or directories (symbolic links are never followed), that are not
 // valid keys, or that are not object files of this package are skipped.
 // Objects put or deleted during the walk may or may not be reported.
+//
+// Each directory is opened once, as a sub-root of its parent, and its objects
+// are opened by name in it: a listed object costs an open, an fstat and one
+// pread of its tail, not a walk of its path.
 func (s *Store) List(ctx context.Context, prefix string, fn func(store.Info) error) error {
 	if err := keys.ValidatePrefix(prefix); err != nil {
 		return fmt.Errorf("disk: list: %w", err)
@@ -29,18 +34,31 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(store.Info) err
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
 		dir, base = prefix[:i], prefix[i+1:]
 	}
-	if err := s.walk(ctx, dir, base, fn); err != nil {
+	r := s.root
+	if dir != "." {
+		sub, err := openSubdir(s.root, dir)
+		if err != nil {
+			if notExist(err) {
+				return nil
+			}
+			return fmt.Errorf("disk: list %q: %w", prefix, err)
+		}
+		defer sub.Close()
+		r = sub
+	}
+	if err := s.walk(ctx, r, dir, base, fn); err != nil {
 		return fmt.Errorf("disk: list %q: %w", prefix, err)
 	}
 	return nil
 }
 
-// walk reports the objects in dir (recursively) whose names start with base.
-func (s *Store) walk(ctx context.Context, dir, base string, fn func(store.Info) error) error {
+// walk reports the objects in r, the directory dir, (recursively) whose
+// names start with base.
+func (s *Store) walk(ctx context.Context, r *os.Root, dir, base string, fn func(store.Info) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d, err := s.root.Open(dir)
+	d, err := r.Open(".")
 	if err != nil {
 		if notExist(err) {
 			return nil
@@ -50,7 +68,7 @@ func (s *Store) walk(ctx context.Context, dir, base string, fn func(store.Info) 
 	entries, err := d.ReadDir(-1)
 	d.Close()
 	if err != nil {
-		if notExist(err) { // dir was a file, or went away
+		if notExist(err) { // dir went away
 			return nil
 		}
 		return err
@@ -77,15 +95,25 @@ func (s *Store) walk(ctx context.Context, dir, base string, fn func(store.Info) 
 	slices.SortFunc(list, func(a, b entry) int { return cmp.Compare(a.sortName, b.sortName) })
 
 	for _, e := range list {
-		key := e.de.Name()
+		name := e.de.Name()
+		key := name
 		if dir != "." {
-			key = dir + "/" + key
+			key = dir + "/" + name
 		}
 		if keys.ValidateObjectKey(key) != nil {
 			continue // not a name this store could have written
 		}
 		if e.de.IsDir() {
-			if err := s.walk(ctx, key, "", fn); err != nil {
+			sub, err := openSubdir(r, name)
+			if err != nil {
+				if notExist(err) {
+					continue // deleted (or replaced by a file) during the walk
+				}
+				return err
+			}
+			err = s.walk(ctx, sub, key, "", fn)
+			sub.Close()
+			if err != nil {
 				return err
 			}
 			continue
@@ -93,7 +121,7 @@ func (s *Store) walk(ctx context.Context, dir, base string, fn func(store.Info) 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		info, err := s.stat(key)
+		info, err := statIn(r, name)
 		switch {
 		case errors.Is(err, store.ErrNotExist), errors.Is(err, errCorrupt):
 			continue // deleted during the walk, or not ours
@@ -105,6 +133,20 @@ func (s *Store) walk(ctx context.Context, dir, base string, fn func(store.Info) 
 		}
 	}
 	return nil
+}
+
+// openSubdir opens the directory name in r as a sub-root. A name that does
+// not exist or is not a directory fails with an error wrapping
+// fs.ErrNotExist.
+func openSubdir(r *os.Root, name string) (*os.Root, error) {
+	sub, err := r.OpenRoot(name)
+	if err != nil && !notExist(err) {
+		// os.Root reports a file as "not a directory" without an errno.
+		if fi, serr := r.Stat(name); serr == nil && !fi.IsDir() {
+			return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
+		}
+	}
+	return sub, err
 }
 
 // Delete implements store.Store. All keys are validated before any is
@@ -136,12 +178,19 @@ func (s *Store) Delete(ctx context.Context, keyList ...string) error {
 	return errors.Join(errs...)
 }
 
-// remove deletes the object file of key under the key's lock.
+// remove deletes the object file of key under the key's lock, in the
+// cached directory of key when there is one.
 func (s *Store) remove(key string) (bool, error) {
 	mu := s.stripe(key)
 	mu.Lock()
 	defer mu.Unlock()
-	fi, err := s.root.Lstat(key)
+	r, name := s.root, key
+	dir, base := splitKey(key)
+	if d := s.dirc.peek(dir); d != nil {
+		defer s.dirc.release(d)
+		r, name = d.root, base
+	}
+	fi, err := r.Lstat(name)
 	if err != nil {
 		if notExist(err) {
 			return false, nil
@@ -151,15 +200,16 @@ func (s *Store) remove(key string) (bool, error) {
 	if fi.IsDir() {
 		return false, nil
 	}
-	if err := s.root.Remove(key); err != nil && !notExist(err) {
+	if err := r.Remove(name); err != nil && !notExist(err) {
 		return false, err
 	}
 	return true, nil
 }
 
 // prune removes the given directories and their parents while they are
-// empty. It holds dirs exclusively, so no Put is between creating a
-// directory and renaming into it.
+// empty, and drops them from the directory cache. It holds dirs exclusively,
+// so no Put is between resolving a directory and creating its temporary
+// file in it, and no Put can pick up the entry of a removed directory.
 func (s *Store) prune(dirs map[string]bool) {
 	if len(dirs) == 0 {
 		return
@@ -183,6 +233,7 @@ func (s *Store) prune(dirs map[string]bool) {
 			if s.root.Remove(d) != nil { // not empty (or gone): stop climbing
 				break
 			}
+			s.dirc.dropName(d)
 		}
 	}
 }
