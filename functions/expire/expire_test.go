@@ -190,16 +190,18 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestRunRealTime runs the loop on the real clock: a segment with a 6 s
-// file_expiry must be gone within 2 s of its due time.
+// TestRunRealTime runs the loop on the real clock, as dev does: a segment
+// with a 6 s file_expiry written through the observed store after the
+// rebuild must be gone within 2 s of its due time.
 func TestRunRealTime(t *testing.T) {
-	st := teststores.Disk(t)
+	disk := teststores.Disk(t)
 	sw, err := expire.New(expire.Config{Interval: 250 * time.Millisecond}, expire.Deps{
-		Slots: fakeSlots{slot("cam", 6)}, Store: st,
+		Slots: fakeSlots{slot("cam", 6)}, Store: disk,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	st := expire.Observe(disk, sw)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); sw.Run(ctx) }()
