@@ -16,9 +16,12 @@
 //     (keys.MediaPrefix) applies lifecycle.Plan to the rest, so manifests,
 //     init files and state are decided exactly as a full sweep would. The
 //     same listing says when the rest can next be due; until then, or until
-//     a new segment of the slot is noted, the slot costs nothing: a stream
-//     costs one such listing at the end of its life (more only while its
-//     manifests are rewritten without segments);
+//     a new segment of the slot is noted, the slot costs nothing: an
+//     observed stream costs one such listing at the end of its life (more
+//     only while its manifests are rewritten without segments). Where the
+//     writers are not observed, this listing is also how a live slot's
+//     newer segments are found: one per slot about every file_expiry,
+//     when that is shorter than Rescan;
 //   - every Rescan each slot's media is listed in full (List only, using
 //     its Modified; no object is read) and the index of the slot is
 //     replaced by what the listing says, plus what was noted meanwhile: the
@@ -27,7 +30,9 @@
 //   - every SlotRefresh the slot list is read again (slots.Repo.List: one
 //     List of the configurations and one Get per slot; Repo does not cache
 //     it), so a changed file_expiry applies within SlotRefresh plus one
-//     Interval.
+//     Interval. A noted segment of a slot not in the list makes the next
+//     pass read it (once per such slot), so a new slot is swept from its
+//     first segment on.
 //
 // The index learns of new segments from Note, which Observe calls for
 // every segment Put through the store it wraps (when writers share the
