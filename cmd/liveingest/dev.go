@@ -22,6 +22,7 @@ import (
 	"github.com/liveingest/liveingest/edge/push"
 	"github.com/liveingest/liveingest/edge/tlsauto"
 	"github.com/liveingest/liveingest/edge/whip/page"
+	"github.com/liveingest/liveingest/functions/expire"
 	"github.com/liveingest/liveingest/origin/api"
 	"github.com/liveingest/liveingest/origin/coord"
 	"github.com/liveingest/liveingest/origin/coord/memory"
@@ -166,6 +167,11 @@ const publishPagePath = "/publish"
 // short file_expiry settings behave as configured.
 const devExpireInterval = time.Second
 
+// devExpireRescan is how often dev's sweeper lists every slot's media. Its
+// index hears of every segment dev writes (expire.Observe), so the rescan
+// only catches what something else put into the data directory.
+const devExpireRescan = 10 * time.Minute
+
 // devService is every tier in one: the origin (API, playback), the edge's
 // Live Push ingest, and the expiry sweeper.
 func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secret.String, ingest ingestConfig, reg prometheus.Registerer, logger *slog.Logger) (roleService, error) {
@@ -181,19 +187,22 @@ func devService(st store.Store, co *memory.Coord, d slots.Deployment, token secr
 	if err != nil {
 		return roleService{}, err
 	}
-	sw, err := newSweeper(repo, st, devExpireInterval, reg, logger)
+	sw, err := newSweeper(repo, st, devExpireInterval, devExpireRescan, reg, logger)
 	if err != nil {
 		return roleService{}, err
 	}
+	// The writers' store tells the sweeper of every segment they store, so
+	// that a pass deletes what is due without listing the store.
+	written := expire.Observe(st, sw)
 	// dev is one PoP: it takes the primary role (backup URLs name the same host).
 	is, err := startIngest(edgeDeps{
-		repo: repo, store: st, locker: co, registry: co, node: "dev", role: keys.Primary, logger: logger, metrics: reg,
+		repo: repo, store: written, locker: co, registry: co, node: "dev", role: keys.Primary, logger: logger, metrics: reg,
 		newLimiter: func(r coord.Rate) (coord.Limiter, error) { return co.NewLimiter(r) },
 	}, ingest)
 	if err != nil {
 		return roleService{}, err
 	}
-	ps, err := newPush(is.admission, st, "dev", keys.Primary, logger, reg)
+	ps, err := newPush(is.admission, written, "dev", keys.Primary, logger, reg)
 	if err != nil {
 		_ = is.close(context.Background())
 		return roleService{}, err

@@ -388,9 +388,16 @@ func (c *OriginCmd) Run(ctx context.Context, e env) error {
 // bucket lifecycle backstop it installs at start-up.
 type FunctionsCmd struct {
 	RoleFlags `embed:""`
-	// ExpireInterval is how often expired segments are swept; each pass lists
-	// every slot's media, so a large deployment may want it longer. Default: 2s.
+	// ExpireInterval is how often expired segments are swept; a pass
+	// deletes what its index says is due and lists nothing while a slot has
+	// indexed segments. Default: 2s.
 	ExpireInterval time.Duration `help:"How often expired segments are deleted." default:"2s"`
+	// ExpireRescan is how often every slot's media is listed in full, so
+	// that the sweeper indexes the segments the edges (other processes)
+	// wrote: a segment due before the rescan after its write can be late by
+	// up to this much. Each rescan costs a listing of everything stored.
+	// Default: 1m.
+	ExpireRescan time.Duration `help:"How often the expiry index is reconciled with a full listing of the store." default:"1m"`
 }
 
 // Validate checks the worker's own fields after the common ones.
@@ -400,6 +407,9 @@ func (c *FunctionsCmd) Validate() error {
 	}
 	if c.ExpireInterval < 100*time.Millisecond || c.ExpireInterval > time.Hour {
 		return fmt.Errorf("--expire-interval: %s is outside 100ms..1h", c.ExpireInterval)
+	}
+	if c.ExpireRescan < time.Second || c.ExpireRescan > 24*time.Hour {
+		return fmt.Errorf("--expire-rescan: %s is outside 1s..24h", c.ExpireRescan)
 	}
 	return nil
 }
@@ -427,7 +437,7 @@ func (c *FunctionsCmd) Run(ctx context.Context, e env) error {
 		if err != nil {
 			return roleService{}, err
 		}
-		sw, err := newSweeper(repo, rd.store, c.ExpireInterval, rd.metrics, rd.logger)
+		sw, err := newSweeper(repo, rd.store, c.ExpireInterval, c.ExpireRescan, rd.metrics, rd.logger)
 		if err != nil {
 			return roleService{}, err
 		}

@@ -71,9 +71,11 @@ func newPush(adm push.Admitter, st store.Store, node string, role keys.Role, log
 	return s, nil
 }
 
-// newSweeper is the expiry function (R-FN-2) run on an interval.
-func newSweeper(repo *slots.Repo, st store.Store, interval time.Duration, reg prometheus.Registerer, logger *slog.Logger) (*expire.Sweeper, error) {
-	s, err := expire.New(expire.Config{Interval: interval}, expire.Deps{
+// newSweeper is the expiry function (R-FN-2) run on an interval; rescan
+// is how often it lists every slot's media to find what its index was not
+// told of (expire.Config.Rescan).
+func newSweeper(repo *slots.Repo, st store.Store, interval, rescan time.Duration, reg prometheus.Registerer, logger *slog.Logger) (*expire.Sweeper, error) {
+	s, err := expire.New(expire.Config{Interval: interval, Rescan: rescan}, expire.Deps{
 		Slots: repo, Store: st, Logger: logger, Registerer: reg,
 	})
 	if err != nil {

@@ -180,6 +180,8 @@ func TestConfigValidate(t *testing.T) {
 		{expire.Config{Interval: -1}, "Interval"},
 		{expire.Config{BatchSize: -1}, "BatchSize"},
 		{expire.Config{BatchSize: 1001}, "BatchSize"},
+		{expire.Config{Rescan: -time.Second}, "Rescan"},
+		{expire.Config{SlotRefresh: -time.Second}, "SlotRefresh"},
 	} {
 		if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%+v: %v, want an error naming %s", tc.cfg, err, tc.field)
@@ -190,16 +192,18 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestRunRealTime runs the loop on the real clock: a segment with a 6 s
-// file_expiry must be gone within 2 s of its due time.
+// TestRunRealTime runs the loop on the real clock, as dev does: a segment
+// with a 6 s file_expiry written through the observed store after the
+// rebuild must be gone within 2 s of its due time.
 func TestRunRealTime(t *testing.T) {
-	st := teststores.Disk(t)
+	disk := teststores.Disk(t)
 	sw, err := expire.New(expire.Config{Interval: 250 * time.Millisecond}, expire.Deps{
-		Slots: fakeSlots{slot("cam", 6)}, Store: st,
+		Slots: fakeSlots{slot("cam", 6)}, Store: disk,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	st := expire.Observe(disk, sw)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); sw.Run(ctx) }()
@@ -240,7 +244,7 @@ func TestRunRealTime(t *testing.T) {
 	}
 }
 
-// counter reads one counter from the registry (prometheus/testutil would
+// counter reads one counter or gauge from the registry (prometheus/testutil would
 // need a module go.mod does not carry).
 func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
@@ -250,10 +254,14 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetCounter().GetValue()
+			m := mf.GetMetric()[0]
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
+			return m.GetCounter().GetValue()
 		}
 	}
-	t.Fatalf("no counter %s", name)
+	t.Fatalf("no counter or gauge %s", name)
 	return 0
 }
 

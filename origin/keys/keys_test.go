@@ -178,6 +178,28 @@ func TestBuilders(t *testing.T) {
 	}
 }
 
+func TestMediaSlot(t *testing.T) {
+	id, _ := ParseSlotID("cam-1")
+	for _, c := range []struct {
+		key  string
+		want SlotID
+		ok   bool
+	}{
+		{Media(id, Primary, "720p/seg1.m4s"), id, true},
+		{MediaPrefix(id) + "x", id, true},
+		{MediaPrefix(id), id, true},
+		{"live/cam-1", "", false},
+		{"live/Cam/primary/seg1.m4s", "", false},
+		{SlotConfig(id), "", false},
+		{"probe/live/cam-1/x", "", false},
+	} {
+		got, ok := MediaSlot(c.key)
+		if got != c.want || ok != c.ok {
+			t.Errorf("MediaSlot(%q) = %q, %v; want %q, %v", c.key, got, ok, c.want, c.ok)
+		}
+	}
+}
+
 // TestMediaKeyOfDeepestLongestPath is the regression case of the push path
 // fuzzer: a RelPath at the depth and length limits must still make a valid
 // object key once keys.Media adds its prefix.

@@ -1,5 +1,7 @@
 package keys
 
+import "strings"
+
 // Object-store layout. Everything of a slot's media lives under MediaPrefix,
 // everything of its configuration under ConfigPrefix, so that listing or
 // deleting a slot is one prefix operation.
@@ -27,6 +29,22 @@ func RolePrefix(id SlotID, role Role) string { return MediaPrefix(id) + string(r
 
 // Media is the key of one media object (segment, init file or manifest).
 func Media(id SlotID, role Role, rel RelPath) string { return RolePrefix(id, role) + string(rel) }
+
+// MediaSlot is the slot a media object key (Media, under MediaPrefix) belongs
+// to; ok is false for any other key. Only the slot id is checked, not the
+// role or the rest of the key.
+func MediaSlot(key string) (id SlotID, ok bool) {
+	rest, ok := strings.CutPrefix(key, mediaPrefix)
+	if !ok {
+		return "", false
+	}
+	name, _, ok := strings.Cut(rest, "/")
+	if !ok {
+		return "", false
+	}
+	id, err := ParseSlotID(name)
+	return id, err == nil
+}
 
 // Probe is the key a store backend writes to check itself at start-up. name
 // must come from the backend (not from a client); it is validated anyway.
