@@ -194,6 +194,16 @@ func (r *Report) AddRatios(main, ref string) {
 	}
 }
 
+// latRatio writes a latency ratio; none against a reference under 1 ms
+// (MediaMTX closes a segment as its keyframe arrives: its latency is 0 ± the
+// kernel's coarse clock, and a ratio to it says nothing).
+func latRatio(ratio, ref float64) string {
+	if ref < 1 {
+		return "n/a (reference under 1 ms)"
+	}
+	return f2(ratio) + "×"
+}
+
 func div(a, b float64) float64 {
 	if b <= 0 {
 		return 0
@@ -284,8 +294,8 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "ratio %s/%s N=%d: CPU ms per stream-second %s× (%s / %s), RSS per stream %s× (%s / %s MiB)",
 			mainTarget(r), r.Reference, q.N, f2(q.CPURatio), f2(q.CPUOurs), f2(q.CPURef), f2(q.RSSRatio), f2(q.RSSOurs), f2(q.RSSRef))
 		if l := q.Latency; l != nil {
-			fmt.Fprintf(w, ", segment latency p50 %s× (%s / %s ms), p99 %s× (%s / %s ms)",
-				f2(l.P50Ratio), f1(l.P50Ours), f1(l.P50Ref), f2(l.P99Ratio), f1(l.P99Ours), f1(l.P99Ref))
+			fmt.Fprintf(w, ", segment latency p50 %s (%s / %s ms), p99 %s (%s / %s ms)",
+				latRatio(l.P50Ratio, l.P50Ref), f1(l.P50Ours), f1(l.P50Ref), latRatio(l.P99Ratio, l.P99Ref), f1(l.P99Ours), f1(l.P99Ref))
 		}
 		fmt.Fprintln(w)
 	}
@@ -416,8 +426,8 @@ func (r *Report) Markdown() string {
 			p("- N=%d: CPU ms per stream-second **%s×** (%s / %s); RSS per stream **%s×** (%s / %s MiB)",
 				q.N, f2(q.CPURatio), f2(q.CPUOurs), f2(q.CPURef), f2(q.RSSRatio), f2(q.RSSOurs), f2(q.RSSRef))
 			if l := q.Latency; l != nil {
-				p("; keyframe → segment p50 **%s×** (%s / %s ms, %+.0f ms), p99 **%s×** (%s / %s ms)",
-					f2(l.P50Ratio), f1(l.P50Ours), f1(l.P50Ref), l.P50Ours-l.P50Ref, f2(l.P99Ratio), f1(l.P99Ours), f1(l.P99Ref))
+				p("; keyframe → segment p50 **%s** (%s / %s ms, %+.0f ms), p99 **%s** (%s / %s ms)",
+					latRatio(l.P50Ratio, l.P50Ref), f1(l.P50Ours), f1(l.P50Ref), l.P50Ours-l.P50Ref, latRatio(l.P99Ratio, l.P99Ref), f1(l.P99Ours), f1(l.P99Ref))
 			}
 			p(".\n")
 		}

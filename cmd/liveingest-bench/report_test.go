@@ -209,6 +209,11 @@ func TestMarkdownSRT(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, sb.String())
 		}
 	}
+	// A reference latency under 1 ms (MediaMTX) gives no ratio, only the difference.
+	r.Ratios[0].Latency.P50Ref, r.Ratios[0].Latency.P50Ours = -2.4, 21.3
+	if md := r.Markdown(); !strings.Contains(md, "p50 **n/a (reference under 1 ms)** (21.3 / -2.4 ms, +24 ms)") {
+		t.Errorf("markdown against a sub-millisecond reference:\n%s", md)
+	}
 	// The nginx comparison has no store to watch: no latency ratio.
 	r = &Report{Reference: "nginx-rtmp-hls", Runs: []RunResult{{Target: "liveingest", N: 16, Watched: true, SegFound: 1, CPUmsPerSS: 1}, {Target: "nginx-rtmp-hls", N: 16, CPUmsPerSS: 1}}}
 	r.AddRatios("liveingest", "nginx-rtmp-hls")
