@@ -268,7 +268,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		if x.GenBottleneck {
 			fmt.Fprintf(w, "WARNING: %s N=%d: the generator was the bottleneck (wake-up p99 %s ms, generator CPU %s%%): its numbers say nothing about the server\n",
-				x.Target, x.N, f1(x.GenWakeP99ms), f1(x.GenCPUPct))
+				runName(x), x.N, f1(x.GenWakeP99ms), f1(x.GenCPUPct))
 		}
 	}
 	for _, x := range r.Runs {
@@ -459,7 +459,7 @@ func (r *Report) Markdown() string {
 	}
 	for _, x := range r.Runs {
 		if x.GenBottleneck {
-			p("Warning: %s N=%d was limited by the generator (wake-up p99 %s ms, generator CPU %s%%).\n\n", x.Target, x.N, f1(x.GenWakeP99ms), f1(x.GenCPUPct))
+			p("Warning: %s N=%d was limited by the generator (wake-up p99 %s ms, generator CPU %s%%).\n\n", runName(x), x.N, f1(x.GenWakeP99ms), f1(x.GenCPUPct))
 		}
 	}
 	return b.String()
