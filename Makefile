@@ -9,7 +9,7 @@ FUZZTIME      ?= 30s
 TEST_TIMEOUT  ?= 30m
 export PATH   := $(GOBIN):$(PATH)
 
-.PHONY: run build test deps vet unit fuzz bench bench-srt bench-s3 bench-deps
+.PHONY: run build test deps vet unit fuzz bench bench-srt bench-s3 bench-mediamtx bench-deps
 
 ## run: start `liveingest dev` (everything in one process, no other service needed)
 run:
@@ -62,10 +62,18 @@ fuzz:
 # The load benchmark (docs/performance.md). BENCH_CPU is the one core the
 # servers are pinned to; the generator runs on the other cores. BENCH_N,
 # BENCH_DURATION and BENCH_FLAGS apply to bench and bench-srt alike.
+# BENCH_LONG is make bench's long run at BENCH_LONG_N after the others,
+# reported minute by minute (0: none); BENCH_PPROF is where make bench puts
+# the CPU and heap profiles of the liveingest runs (empty: none).
 BENCH_N        ?= 16,64
 BENCH_DURATION ?= 40s
 BENCH_CPU      ?= 0
 BENCH_FLAGS    ?= --find-max
+BENCH_LONG     ?= 10m
+BENCH_LONG_N   ?= 64
+BENCH_PPROF    ?= bin/bench-pprof
+# MediaMTX for make bench-mediamtx (never installed by make; docs/performance.md builds v1.15.3).
+MEDIAMTX       ?= $(shell command -v mediamtx 2>/dev/null)
 BENCH_PACKAGES := ffmpeg nginx libnginx-mod-rtmp
 # The generator's CPUs: every one but BENCH_CPU (none pinned on one core).
 BENCH_GEN       = $(shell n=$$(nproc); if [ "$$n" -ge 2 ]; then echo "taskset -c $$(seq 0 $$((n-1)) | grep -vx '$(BENCH_CPU)' | paste -sd,)"; fi)
@@ -88,13 +96,27 @@ bench-deps:
 		[ -z "$$policy" ] || $$SUDO rm -f /usr/sbin/policy-rc.d; \
 	fi
 
-## bench: RTMP load benchmark at N=$(BENCH_N) on one core against liveingest and nginx-rtmp, then the highest clean N; updates docs/performance.md
+## bench: RTMP load benchmark at N=$(BENCH_N) on one core against liveingest and nginx-rtmp, then the highest clean N,
+## then a $(BENCH_LONG) run at N=$(BENCH_LONG_N) minute by minute (about 21 minutes in all); profiles in $(BENCH_PPROF);
+## updates docs/performance.md. e.g. make bench BENCH_LONG=0 BENCH_PPROF=   (no long run, no profiles: about 10 minutes)
 bench: bench-deps
 	$(GO) build -o bin/liveingest ./cmd/liveingest
 	$(GO) build -o bin/liveingest-bench ./cmd/liveingest-bench
 	$(BENCH_GEN) bin/liveingest-bench --target liveingest --binary bin/liveingest --cpus $(BENCH_CPU) \
 		--n $(BENCH_N) --compare nginx --duration $(BENCH_DURATION) $(BENCH_FLAGS) \
+		--long-duration $(BENCH_LONG) --long-n $(BENCH_LONG_N) $(if $(BENCH_PPROF),--pprof $(BENCH_PPROF)) \
 		--json bin/bench-report.json --doc docs/performance.md
+
+## bench-mediamtx: liveingest and MediaMTX (MEDIAMTX=path, recording fMP4 to disk) side by side at N=$(BENCH_N), the
+## clip without B-frames (MediaMTX v1.15.3 cannot record them); bin/bench-mediamtx-report.json, the doc untouched.
+bench-mediamtx:
+	@$(MAKE) --no-print-directory bench-deps BENCH_PACKAGES=ffmpeg
+	@[ -n "$(MEDIAMTX)" ] || { echo "bench-mediamtx: no mediamtx; MEDIAMTX=/path/to/mediamtx (docs/performance.md)"; exit 1; }
+	$(GO) build -o bin/liveingest ./cmd/liveingest
+	$(GO) build -o bin/liveingest-bench ./cmd/liveingest-bench
+	$(BENCH_GEN) bin/liveingest-bench --target liveingest --binary bin/liveingest --cpus $(BENCH_CPU) \
+		--n $(BENCH_N) --compare mediamtx --mediamtx $(MEDIAMTX) --no-bframes --duration $(BENCH_DURATION) \
+		--json bin/bench-mediamtx-report.json
 
 ## bench-s3: the RTMP load benchmark with the edge writing to a MinIO over S3 (started with Redis and an origin by the
 ## tool; MinIO from make deps), each N also into dev's disk store (--compare disk) for the S3/disk ratios; the same

@@ -31,7 +31,7 @@ import (
 
 // Config is the command line.
 type Config struct {
-	// Target is the server under test: liveingest, nginx or url. Default: liveingest.
+	// Target is the server under test: liveingest, nginx, mediamtx or url. Default: liveingest.
 	Target string
 	// N are the publisher counts to run, ascending. Default: 16.
 	N []int
@@ -39,7 +39,8 @@ type Config struct {
 	// liveingest only). Default: rtmp.
 	Protocol string
 	// Compare runs the same N against a reference: "nginx" (nginx-rtmp,
-	// for RTMP), "rtmp" (for SRT: the same liveingest binary over RTMP),
+	// for RTMP), "mediamtx" (MediaMTX recording fMP4, for RTMP), "rtmp"
+	// (for SRT: the same liveingest binary over RTMP),
 	// "disk" (for --store s3: the same binary and protocol into dev's disk
 	// store) or "" (none). Default: "".
 	Compare string
@@ -53,6 +54,15 @@ type Config struct {
 	Steps []int
 	// Duration is how long every publisher publishes per run. Default: 40s.
 	Duration time.Duration
+	// LongDuration, when not 0, adds one long run of the main target at
+	// LongN after the others, whose minute-by-minute CPU shows a cost that
+	// grows with time. Default: 0 (none).
+	LongDuration time.Duration
+	// LongN is the long run's publisher count. Default: 64.
+	LongN int
+	// Pprof is the directory for the runs' CPU and heap profiles (targets
+	// that serve Go's pprof: liveingest); "" profiles nothing. Default: "".
+	Pprof string
 	// Warmup is skipped after the last publisher started before CPU and
 	// RSS are measured. Default: 6s.
 	Warmup time.Duration
@@ -69,6 +79,8 @@ type Config struct {
 	Nginx, NginxModule string
 	// NginxHLS has nginx-rtmp write HLS segments too. Default: true.
 	NginxHLS bool
+	// Mediamtx is the MediaMTX binary (--target mediamtx). Default: mediamtx in PATH.
+	Mediamtx string
 	// SegmentDuration is the slots' segment_duration in seconds. Default: 2.
 	SegmentDuration int
 	// BitrateKbps is the slots' ingest_bitrate_kbps, far above the sample. Default: 20000.
@@ -118,14 +130,17 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	}
 	fs := flag.NewFlagSet("liveingest-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.Target, "target", "liveingest", "server under test: liveingest (started here), nginx (nginx-rtmp, started here) or url (--url, --pid)")
+	fs.StringVar(&c.Target, "target", "liveingest", "server under test: liveingest (started here), nginx (nginx-rtmp, started here), mediamtx (MediaMTX recording fMP4, started here; --mediamtx) or url (--url, --pid)")
 	fs.Var((*intList)(&c.N), "n", "publisher counts, comma-separated")
 	fs.StringVar(&c.Protocol, "protocol", "rtmp", "publishers' protocol: rtmp, or srt (SRT callers sending MPEG-TS; --target liveingest only)")
-	fs.StringVar(&c.Compare, "compare", "", `run the same N against a reference: "nginx" (RTMP), "rtmp" (with --protocol srt: the same liveingest over RTMP) or "disk" (with --store s3: the same liveingest into its disk store)`)
+	fs.StringVar(&c.Compare, "compare", "", `run the same N against a reference: "nginx" (RTMP), "mediamtx" (RTMP; --mediamtx), "rtmp" (with --protocol srt: the same liveingest over RTMP) or "disk" (with --store s3: the same liveingest into its disk store)`)
 	fs.StringVar(&c.Store, "store", "disk", "liveingest's store: disk (dev, embedded) or s3 (the edge role into a MinIO started here; --target liveingest only)")
 	fs.BoolVar(&c.FindMax, "find-max", false, "raise N through --steps until a run is not clean; report the highest clean N")
 	fs.Var((*intList)(&c.Steps), "steps", "N steps of --find-max")
 	fs.DurationVar(&c.Duration, "duration", 40*time.Second, "publishing time per run")
+	fs.DurationVar(&c.LongDuration, "long-duration", 0, "also one long run of the main target at --long-n for this long (1m-1h; 0: none), reported minute by minute")
+	fs.IntVar(&c.LongN, "long-n", 64, "publisher count of the long run")
+	fs.StringVar(&c.Pprof, "pprof", "", "directory for a CPU profile of each run's window and a heap profile at its end (liveingest, started with --pprof); empty: none")
 	fs.DurationVar(&c.Warmup, "warmup", 6*time.Second, "time after the last publisher started before CPU/RSS are measured")
 	fs.DurationVar(&c.Idle, "idle", 3*time.Second, "idle measurement before publishing")
 	fs.StringVar(&c.CPUs, "cpus", "", "taskset CPU list for the servers started here (e.g. 0: one core)")
@@ -135,6 +150,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&c.Nginx, "nginx", "", "nginx binary (default: PATH, /usr/sbin/nginx)")
 	fs.StringVar(&c.NginxModule, "nginx-module", "", "ngx_rtmp_module.so (default: found in the usual module directories)")
 	fs.BoolVar(&c.NginxHLS, "nginx-hls", true, "nginx-rtmp also writes 2 s HLS segments to disk (false: relay only)")
+	fs.StringVar(&c.Mediamtx, "mediamtx", "", "MediaMTX binary (--target mediamtx; default: mediamtx in PATH)")
 	fs.IntVar(&c.SegmentDuration, "segment-duration", 2, "slot segment_duration, seconds")
 	fs.IntVar(&c.BitrateKbps, "bitrate-kbps", 20000, "slot ingest_bitrate_kbps")
 	fs.DurationVar(&c.Poll, "poll", 25*time.Millisecond, "segment watcher poll interval")
@@ -143,6 +159,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.IntVar(&c.Sample.VideoKbps, "video-kbps", 2500, "sample H.264 bitrate")
 	fs.DurationVar(&c.Sample.GOP, "gop", 2*time.Second, "sample keyframe interval")
 	fs.DurationVar(&c.Sample.Length, "sample-length", 20*time.Second, "sample clip length (looped)")
+	fs.BoolVar(&c.Sample.NoBFrames, "no-bframes", false, "encode the sample without B-frames (x264 -bf 0; the veryfast preset has 3): MediaMTX v1.15.3 cannot record B-frames from RTMP")
 	fs.StringVar(&c.CacheDir, "cache-dir", filepath.Join(cache, "liveingest-bench"), "where encoded samples are kept")
 	fs.StringVar(&c.WorkDir, "work-dir", os.TempDir(), "parent of the servers' temporary directories")
 	fs.BoolVar(&c.Keep, "keep", false, "keep liveingest's data directory")
@@ -160,7 +177,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 // Validate names the first bad flag.
 func (c *Config) Validate() error {
 	switch c.Target {
-	case "liveingest", "nginx":
+	case "liveingest", "nginx", "mediamtx":
 	case "url":
 		if c.URL == "" || c.PID <= 0 {
 			return errors.New("--target url: needs --url and --pid")
@@ -169,12 +186,16 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--url: %w", err)
 		}
 	default:
-		return fmt.Errorf("--target: want liveingest, nginx or url, got %q", c.Target)
+		return fmt.Errorf("--target: want liveingest, nginx, mediamtx or url, got %q", c.Target)
 	}
 	switch c.Compare {
 	case "", "nginx", "rtmp", "disk":
+	case "mediamtx":
+		if c.Protocol != "rtmp" || c.Store != "disk" {
+			return errors.New("--compare mediamtx: an RTMP reference recording to disk; it needs --protocol rtmp and --store disk")
+		}
 	default:
-		return fmt.Errorf(`--compare: want "nginx", "rtmp", "disk" or nothing, got %q`, c.Compare)
+		return fmt.Errorf(`--compare: want "nginx", "mediamtx", "rtmp", "disk" or nothing, got %q`, c.Compare)
 	}
 	switch c.Store {
 	case "disk":
@@ -219,6 +240,10 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Duration < 5*time.Second || c.Duration > 10*time.Minute:
 		return fmt.Errorf("--duration: want 5s-10m, got %v", c.Duration)
+	case c.LongDuration != 0 && (c.LongDuration < time.Minute || c.LongDuration > time.Hour):
+		return fmt.Errorf("--long-duration: want 0 (none) or 1m-1h, got %v", c.LongDuration)
+	case c.LongDuration != 0 && (c.LongN < 1 || c.LongN > 2000):
+		return fmt.Errorf("--long-n: %d outside 1-2000", c.LongN)
 	case c.Warmup < 0 || c.Idle < time.Second:
 		return errors.New("--warmup must be ≥ 0 and --idle ≥ 1s")
 	case c.SegmentDuration < 1 || c.SegmentDuration > 10:
@@ -255,18 +280,20 @@ func (c *Config) target(name string) Target {
 		return &Nginx{Binary: c.Nginx, Module: c.NginxModule, CPUs: c.CPUs, WorkDir: c.WorkDir, HLS: c.NginxHLS}
 	case "url":
 		return &External{URL: c.URL, PID: c.PID}
+	case "mediamtx":
+		return &Mediamtx{Binary: c.Mediamtx, CPUs: c.CPUs, WorkDir: c.WorkDir, SegmentDuration: c.SegmentDuration}
 	case "rtmp":
 		// The RTMP reference of an SRT run: the same binary and slots,
 		// named apart from the SRT rows.
 		return &Liveingest{Protocol: "rtmp", Label: "liveingest-rtmp", Binary: c.Binary, CPUs: c.CPUs, WorkDir: c.WorkDir,
-			Keep: c.Keep, SegmentDuration: c.SegmentDuration, BitrateKbps: c.BitrateKbps, Store: c.Store}
+			Keep: c.Keep, SegmentDuration: c.SegmentDuration, BitrateKbps: c.BitrateKbps, Store: c.Store, Pprof: c.Pprof != ""}
 	case "disk":
 		// The disk reference of an S3 run: the same binary and protocol.
 		return &Liveingest{Protocol: c.Protocol, Binary: c.Binary, CPUs: c.CPUs, WorkDir: c.WorkDir,
-			Keep: c.Keep, SegmentDuration: c.SegmentDuration, BitrateKbps: c.BitrateKbps, Store: "disk"}
+			Keep: c.Keep, SegmentDuration: c.SegmentDuration, BitrateKbps: c.BitrateKbps, Store: "disk", Pprof: c.Pprof != ""}
 	default:
 		return &Liveingest{Protocol: c.Protocol, Binary: c.Binary, CPUs: c.CPUs, WorkDir: c.WorkDir,
-			Keep: c.Keep, SegmentDuration: c.SegmentDuration, BitrateKbps: c.BitrateKbps, Store: c.Store}
+			Keep: c.Keep, SegmentDuration: c.SegmentDuration, BitrateKbps: c.BitrateKbps, Store: c.Store, Pprof: c.Pprof != ""}
 	}
 }
 
@@ -298,9 +325,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logf("sample %s: %dx%d, %.0f kb/s, %v loop, %d keyframes", path, s.Width, s.Height, s.Kbps(), s.Loop, s.Keyframes)
 	rep := &Report{
 		Generated: time.Now().UTC(), Protocol: c.Protocol, Store: c.Store, Command: commandLine(args), Source: gitSource(), Machine: ReadMachine(c.WorkDir), ServerCPU: c.CPUs,
-		DurationS: c.Duration.Seconds(),
+		DurationS: c.Duration.Seconds(), LongDurationS: c.LongDuration.Seconds(), ProfileDir: c.Pprof,
 		Sample: SampleInfo{Width: s.Width, Height: s.Height, FPS: c.Sample.FPS, GOPS: c.Sample.GOP.Seconds(),
-			LoopS: s.Loop.Seconds(), Kbps: s.Kbps(), Frames: len(s.Frames), VideoKbps: c.Sample.VideoKbps},
+			LoopS: s.Loop.Seconds(), Kbps: s.Kbps(), Frames: len(s.Frames), VideoKbps: c.Sample.VideoKbps, NoBFrames: c.Sample.NoBFrames},
 	}
 	if c.Compare != "" {
 		rep.Reference = c.target(c.Compare).Name()
@@ -309,19 +336,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.CPUs == "" && c.Target == "url" {
 		cores = 1 // an external server's share is still reported against one core
 	}
-	runCfg := func(n int) RunConfig {
-		return RunConfig{N: n, Duration: c.Duration, Warmup: c.Warmup, Idle: c.Idle, Poll: c.Poll, CPUCores: cores}
+	runCfg := func(t Target, n int, long bool) RunConfig {
+		rc := RunConfig{N: n, Duration: c.Duration, Warmup: c.Warmup, Idle: c.Idle, Poll: c.Poll, CPUCores: cores,
+			Long: long, ProfileDir: c.Pprof, ProfileName: fmt.Sprintf("%s-n%d", t.Name(), n)}
+		if long {
+			rc.Duration = c.LongDuration
+			rc.ProfileName += "-long"
+		}
+		return rc
 	}
 	primary := c.target(c.Target)
-	do := func(t Target, n int) RunResult {
-		logf("run %s N=%d", t.Name(), n)
-		r := Run(ctx, t, s, runCfg(n), logf)
+	doRun := func(t Target, n int, long bool) RunResult {
+		rc := runCfg(t, n, long)
+		logf("run %s N=%d for %v", t.Name(), n, rc.Duration)
+		r := Run(ctx, t, s, rc, logf)
 		if r.Err != "" {
 			logf("%s N=%d: %s", t.Name(), n, r.Err)
 		}
 		rep.Runs = append(rep.Runs, r)
 		return r
 	}
+	do := func(t Target, n int) RunResult { return doRun(t, n, false) }
 	byN := map[int]RunResult{}
 	for _, n := range c.N {
 		if ctx.Err() != nil {
@@ -335,6 +370,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if c.FindMax && ctx.Err() == nil {
 		rep.FindMax = findMax(ctx, primary.Name(), c.Steps, byN, func(n int) RunResult { return do(primary, n) })
+	}
+	if c.LongDuration > 0 && ctx.Err() == nil {
+		doRun(primary, c.LongN, true)
 	}
 	rep.Runs = orderRuns(rep.Runs, primary.Name())
 	if c.Compare != "" {
@@ -387,9 +425,16 @@ func findMax(ctx context.Context, target string, steps []int, done map[int]RunRe
 	return fm
 }
 
-// orderRuns sorts by N, the main target before the reference at equal N.
+// orderRuns sorts by N, the main target before the reference at equal N,
+// the long run last.
 func orderRuns(runs []RunResult, main string) []RunResult {
 	slices.SortStableFunc(runs, func(a, b RunResult) int {
+		if a.Long != b.Long {
+			if a.Long {
+				return 1
+			}
+			return -1
+		}
 		if a.N != b.N {
 			return a.N - b.N
 		}

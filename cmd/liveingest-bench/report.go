@@ -96,6 +96,8 @@ type SampleInfo struct {
 	Kbps      float64 `json:"kbps"`
 	Frames    int     `json:"frames_per_loop"`
 	VideoKbps int     `json:"video_kbps_target"`
+	// NoBFrames is --no-bframes.
+	NoBFrames bool `json:"no_bframes,omitempty"`
 }
 
 // gitSource names the commit the numbers belong to, and says when the
@@ -149,29 +151,33 @@ type FindMax struct {
 
 // Report is the whole output of one invocation.
 type Report struct {
-	Generated time.Time   `json:"generated"`
-	Protocol  string      `json:"protocol,omitempty"` // of the main target's publishers: rtmp or srt
-	Store     string      `json:"store,omitempty"`    // liveingest's store: disk or s3
-	Command   string      `json:"command"`
-	Source    string      `json:"source,omitempty"` // git commit of the working tree
-	Machine   Machine     `json:"machine"`
-	ServerCPU string      `json:"server_cpus,omitempty"` // taskset list
-	Sample    SampleInfo  `json:"sample"`
-	DurationS float64     `json:"duration_s"`
-	Reference string      `json:"reference,omitempty"`
-	Runs      []RunResult `json:"runs"`
-	Ratios    []Ratio     `json:"ratios,omitempty"`
-	FindMax   *FindMax    `json:"find_max,omitempty"`
+	Generated time.Time  `json:"generated"`
+	Protocol  string     `json:"protocol,omitempty"` // of the main target's publishers: rtmp or srt
+	Store     string     `json:"store,omitempty"`    // liveingest's store: disk or s3
+	Command   string     `json:"command"`
+	Source    string     `json:"source,omitempty"` // git commit of the working tree
+	Machine   Machine    `json:"machine"`
+	ServerCPU string     `json:"server_cpus,omitempty"` // taskset list
+	Sample    SampleInfo `json:"sample"`
+	DurationS float64    `json:"duration_s"`
+	// LongDurationS is the long run's publishing time; 0 without one.
+	LongDurationS float64 `json:"long_duration_s,omitempty"`
+	// ProfileDir is where --pprof put the runs' profiles.
+	ProfileDir string      `json:"profile_dir,omitempty"`
+	Reference  string      `json:"reference,omitempty"`
+	Runs       []RunResult `json:"runs"`
+	Ratios     []Ratio     `json:"ratios,omitempty"`
+	FindMax    *FindMax    `json:"find_max,omitempty"`
 }
 
 // AddRatios pairs runs of main and ref at equal N.
 func (r *Report) AddRatios(main, ref string) {
 	for _, a := range r.Runs {
-		if a.Target != main || a.Err != "" {
+		if a.Target != main || a.Err != "" || a.Long {
 			continue
 		}
 		for _, b := range r.Runs {
-			if b.Target != ref || b.N != a.N || b.Err != "" {
+			if b.Target != ref || b.N != a.N || b.Err != "" || b.Long {
 				continue
 			}
 			q := Ratio{N: a.N,
@@ -186,6 +192,16 @@ func (r *Report) AddRatios(main, ref string) {
 			break
 		}
 	}
+}
+
+// latRatio writes a latency ratio; none against a reference under 1 ms
+// (MediaMTX closes a segment as its keyframe arrives: its latency is 0 ± the
+// kernel's coarse clock, and a ratio to it says nothing).
+func latRatio(ratio, ref float64) string {
+	if ref < 1 {
+		return "n/a (reference under 1 ms)"
+	}
+	return f2(ratio) + "×"
 }
 
 func div(a, b float64) float64 {
@@ -235,10 +251,10 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintln(tw, "target\tN\tCPU %\tCPU ms/stream-s\tRSS idle MiB\tRSS load MiB\tRSS/stream MiB\tlat p50/p99 ms\tlate/missing of\tfailed/behind\tgen wake p99 ms\tclean\t")
 	for _, x := range r.Runs {
 		if x.Err != "" {
-			fmt.Fprintf(tw, "%s\t%d\t\t\t\t\t\t\t\t\t\terror (below)\t\n", x.Target, x.N)
+			fmt.Fprintf(tw, "%s\t%d\t\t\t\t\t\t\t\t\t\terror (below)\t\n", runName(x), x.N)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t\n", x.Target, x.N,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t\n", runName(x), x.N,
 			f1(x.CPUPct), f2(x.CPUmsPerSS), f1(x.IdleRSSMiB), f1(x.RSSMiB), f2(x.RSSPerMiB),
 			latency(x), segs(x), x.Failed, x.Behind, f1(x.GenWakeP99ms), cleanCell(x))
 	}
@@ -252,7 +268,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		if x.GenBottleneck {
 			fmt.Fprintf(w, "WARNING: %s N=%d: the generator was the bottleneck (wake-up p99 %s ms, generator CPU %s%%): its numbers say nothing about the server\n",
-				x.Target, x.N, f1(x.GenWakeP99ms), f1(x.GenCPUPct))
+				runName(x), x.N, f1(x.GenWakeP99ms), f1(x.GenCPUPct))
 		}
 	}
 	for _, x := range r.Runs {
@@ -260,12 +276,26 @@ func (r *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "  %s N=%d: SRT %s\n", x.Target, x.N, srtLine(q))
 		}
 	}
+	for _, x := range r.Runs {
+		if x.Note != "" {
+			fmt.Fprintf(w, "  %s N=%d: %s\n", runName(x), x.N, x.Note)
+		}
+		if x.SegNotRecorded > 0 {
+			fmt.Fprintf(w, "  %s N=%d: %d segment(s) up to each stream's second recorded one not judged\n", runName(x), x.N, x.SegNotRecorded)
+		}
+		if len(x.Minutes) > 1 {
+			fmt.Fprintf(w, "  %s N=%d per minute: %s\n", runName(x), x.N, minutesLine(x))
+		}
+		if pr := x.Profile; pr != nil {
+			fmt.Fprintf(w, "  %s N=%d profiles: %s\n", runName(x), x.N, profileLine(pr))
+		}
+	}
 	for _, q := range r.Ratios {
 		fmt.Fprintf(w, "ratio %s/%s N=%d: CPU ms per stream-second %s× (%s / %s), RSS per stream %s× (%s / %s MiB)",
 			mainTarget(r), r.Reference, q.N, f2(q.CPURatio), f2(q.CPUOurs), f2(q.CPURef), f2(q.RSSRatio), f2(q.RSSOurs), f2(q.RSSRef))
 		if l := q.Latency; l != nil {
-			fmt.Fprintf(w, ", segment latency p50 %s× (%s / %s ms), p99 %s× (%s / %s ms)",
-				f2(l.P50Ratio), f1(l.P50Ours), f1(l.P50Ref), f2(l.P99Ratio), f1(l.P99Ours), f1(l.P99Ref))
+			fmt.Fprintf(w, ", segment latency p50 %s (%s / %s ms), p99 %s (%s / %s ms)",
+				latRatio(l.P50Ratio, l.P50Ref), f1(l.P50Ours), f1(l.P50Ref), latRatio(l.P99Ratio, l.P99Ref), f1(l.P99Ours), f1(l.P99Ref))
 		}
 		fmt.Fprintln(w)
 	}
@@ -306,12 +336,15 @@ func docMarkers(name string) (begin, end string) {
 }
 
 // DocSection is the name of the report's section in the doc: each
-// protocol and store has its own, so an SRT or S3 run never overwrites the
-// RTMP numbers on disk.
+// protocol, store and the MediaMTX comparison has its own, so an SRT, S3
+// or MediaMTX run never overwrites the RTMP numbers on disk.
 func (r *Report) DocSection() string {
 	name := "bench"
 	if r.Protocol == "srt" {
 		name += "-srt"
+	}
+	if r.Reference == "mediamtx" {
+		name += "-mediamtx"
 	}
 	if r.Store == "s3" {
 		name += "-s3"
@@ -339,8 +372,19 @@ func (r *Report) Markdown() string {
 		p("- Server not pinned; the generator on CPUs %s. Percentages are of one core.\n", m.GenCPUs)
 	}
 	s := r.Sample
-	p("- Sample: %dx%d %d fps H.264 (%.0f s GOP, %d kb/s target) + AAC, %.0f kb/s measured, a %.0f s clip looped; each publisher sends it in real time for %.0f s.\n",
-		s.Width, s.Height, s.FPS, s.GOPS, s.VideoKbps, s.Kbps, s.LoopS, r.DurationS)
+	bf := ""
+	if s.NoBFrames {
+		bf = ", no B-frames"
+	}
+	p("- Sample: %dx%d %d fps H.264 (%.0f s GOP%s, %d kb/s target) + AAC, %.0f kb/s measured, a %.0f s clip looped; each publisher sends it in real time for %.0f s",
+		s.Width, s.Height, s.FPS, s.GOPS, bf, s.VideoKbps, s.Kbps, s.LoopS, r.DurationS)
+	for _, x := range r.Runs {
+		if x.Long {
+			p(", in the long run for %s", durText(x.DurationS))
+			break
+		}
+	}
+	p(".\n")
 	versions := map[string]bool{}
 	for _, x := range r.Runs {
 		if x.Version != "" && !versions[x.Target] {
@@ -358,11 +402,11 @@ func (r *Report) Markdown() string {
 			if x.Target == "liveingest-srt" {
 				proto = "SRT"
 			}
-			p("| %s | %d | pending: run `%s` once %s ingest is wired into `liveingest dev` ||||||||\n", x.Target, x.N, r.makeTarget(), proto)
+			p("| %s | %d | pending: run `%s` once %s ingest is wired into `liveingest dev` ||||||||\n", runName(x), x.N, r.makeTarget(), proto)
 		case x.Err != "":
-			p("| %s | %d | error: %s ||||||||\n", x.Target, x.N, mdEscape(x.Err))
+			p("| %s | %d | error: %s ||||||||\n", runName(x), x.N, mdEscape(x.Err))
 		default:
-			p("| %s | %d | %s | %s | %s → %s | %s | %s | %s | %d / %d | %s |\n", x.Target, x.N,
+			p("| %s | %d | %s | %s | %s → %s | %s | %s | %s | %d / %d | %s |\n", runName(x), x.N,
 				f1(x.CPUPct), f2(x.CPUmsPerSS), f1(x.IdleRSSMiB), f1(x.RSSMiB), f2(x.RSSPerMiB),
 				latency(x), segs(x), x.Failed, x.Behind, mdEscape(cleanCell(x)))
 		}
@@ -382,8 +426,8 @@ func (r *Report) Markdown() string {
 			p("- N=%d: CPU ms per stream-second **%s×** (%s / %s); RSS per stream **%s×** (%s / %s MiB)",
 				q.N, f2(q.CPURatio), f2(q.CPUOurs), f2(q.CPURef), f2(q.RSSRatio), f2(q.RSSOurs), f2(q.RSSRef))
 			if l := q.Latency; l != nil {
-				p("; keyframe → segment p50 **%s×** (%s / %s ms, %+.0f ms), p99 **%s×** (%s / %s ms)",
-					f2(l.P50Ratio), f1(l.P50Ours), f1(l.P50Ref), l.P50Ours-l.P50Ref, f2(l.P99Ratio), f1(l.P99Ours), f1(l.P99Ref))
+				p("; keyframe → segment p50 **%s** (%s / %s ms, %+.0f ms), p99 **%s** (%s / %s ms)",
+					latRatio(l.P50Ratio, l.P50Ref), f1(l.P50Ours), f1(l.P50Ref), l.P50Ours-l.P50Ref, latRatio(l.P99Ratio, l.P99Ref), f1(l.P99Ours), f1(l.P99Ref))
 			}
 			p(".\n")
 		}
@@ -403,9 +447,19 @@ func (r *Report) Markdown() string {
 		}
 		p(".\n\n")
 	}
+	r.minutesMarkdown(p)
+	r.profilesMarkdown(p)
+	for _, x := range r.Runs {
+		if x.Note != "" {
+			p("%s N=%d: %s.\n\n", runName(x), x.N, mdEscape(strings.TrimSuffix(x.Note, ".")))
+		}
+		if x.SegNotRecorded > 0 {
+			p("%s N=%d: %d segment(s) up to each stream's second recorded one were not judged (the recorder starts once it knows the tracks).\n\n", runName(x), x.N, x.SegNotRecorded)
+		}
+	}
 	for _, x := range r.Runs {
 		if x.GenBottleneck {
-			p("Warning: %s N=%d was limited by the generator (wake-up p99 %s ms, generator CPU %s%%).\n\n", x.Target, x.N, f1(x.GenWakeP99ms), f1(x.GenCPUPct))
+			p("Warning: %s N=%d was limited by the generator (wake-up p99 %s ms, generator CPU %s%%).\n\n", runName(x), x.N, f1(x.GenWakeP99ms), f1(x.GenCPUPct))
 		}
 	}
 	return b.String()
@@ -518,4 +572,125 @@ func (r *Report) srtMarkdown(p func(string, ...any)) {
 			p("%s N=%d, first warning in the server log: %s.\n\n", x.Target, x.N, mdEscape(sv.FirstProblem))
 		}
 	}
+}
+
+// runName is a run's name in tables: the target, and for the long run its
+// length.
+func runName(x RunResult) string {
+	if x.Long {
+		return x.Target + ", " + durText(x.DurationS) + " run"
+	}
+	return x.Target
+}
+
+// durText writes whole minutes as "10 min", anything else in seconds.
+func durText(secs float64) string {
+	if secs >= 60 && int(secs)%60 == 0 {
+		return fmt.Sprintf("%d min", int(secs)/60)
+	}
+	return fmt.Sprintf("%.0f s", secs)
+}
+
+// minuteLabel names a row of the minute table: "3", or "10 (partial, 51 s)".
+func minuteLabel(m MinuteUsage) string {
+	if m.Partial {
+		return fmt.Sprintf("%d (partial, %.0f s)", m.Minute, m.ToS-m.FromS)
+	}
+	return strconv.Itoa(m.Minute)
+}
+
+// trendVerdict says whether a trend meets issue 15's target.
+func trendVerdict(t *MinuteTrend) string {
+	if t.Ratio <= minuteTrendLimit {
+		return fmt.Sprintf("within the %.2f× target", minuteTrendLimit)
+	}
+	return fmt.Sprintf("above the %.2f× target", minuteTrendLimit)
+}
+
+// minutesLine is the per-minute CPU (and RSS) of a run for the terminal.
+func minutesLine(x RunResult) string {
+	var cpu, rss []string
+	for _, m := range x.Minutes {
+		c := f2(m.CPUmsPerSS)
+		if m.Partial {
+			c += "*"
+		}
+		cpu = append(cpu, c)
+		rss = append(rss, f1(m.RSSMiB))
+	}
+	s := "CPU ms/stream-s " + strings.Join(cpu, " ") + "; RSS MiB " + strings.Join(rss, " ")
+	if x.Minutes[len(x.Minutes)-1].Partial {
+		s += " (* partial minute)"
+	}
+	if t := x.Trend; t != nil {
+		s += fmt.Sprintf("; last 60 s / minute 2: %s× (%s / %s), %s", f2(t.Ratio), f2(t.LastCPUmsPerSS), f2(t.SecondCPUmsPerSS), trendVerdict(t))
+	}
+	return s
+}
+
+// minutesMarkdown is a minute table for every run whose window spans more
+// than one minute (the long run; every run when --duration is long).
+func (r *Report) minutesMarkdown(p func(string, ...any)) {
+	for _, x := range r.Runs {
+		if x.Err != "" || len(x.Minutes) < 2 {
+			continue
+		}
+		p("Minute by minute, %s N=%d (CPU over each minute of the %.0f s window, RSS at its end):\n\n", runName(x), x.N, x.WindowS)
+		p("| minute | s of the window | CPU %% of a core | CPU ms / stream-s | RSS MiB | RSS / stream MiB |\n")
+		p("|---|---:|---:|---:|---:|---:|\n")
+		for _, m := range x.Minutes {
+			p("| %s | %.0f–%.0f | %s | %s | %s | %s |\n", minuteLabel(m), m.FromS, m.ToS, f1(m.CPUPct), f2(m.CPUmsPerSS), f1(m.RSSMiB), f2(m.RSSPerMiB))
+		}
+		p("\n")
+		if t := x.Trend; t != nil {
+			p("Last minute against the second: CPU ms per stream-second **%s×** (%s in the last 60 s, from %.0f s, / %s in minute 2), %s; RSS %s → %s MiB.\n\n",
+				f2(t.Ratio), f2(t.LastCPUmsPerSS), t.LastFromS, f2(t.SecondCPUmsPerSS), trendVerdict(t), f1(t.SecondRSSMiB), f1(t.LastRSSMiB))
+		}
+	}
+}
+
+// profileLine names a run's profiles for the terminal.
+func profileLine(pr *ProfileResult) string {
+	var parts []string
+	if pr.CPU != "" {
+		parts = append(parts, fmt.Sprintf("CPU %s (%d s)", pr.CPU, pr.CPUSeconds))
+	}
+	if pr.Heap != "" {
+		parts = append(parts, "heap "+pr.Heap)
+	}
+	if pr.Note != "" {
+		parts = append(parts, pr.Note)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// profilesMarkdown names the profile files of the runs (kept under bin/,
+// not committed) or why a run has none.
+func (r *Report) profilesMarkdown(p func(string, ...any)) {
+	has := false
+	for _, x := range r.Runs {
+		has = has || x.Profile != nil
+	}
+	if !has {
+		return
+	}
+	p("Profiles of these runs (`go tool pprof`; written by `--pprof %s`, not committed):\n\n", r.ProfileDir)
+	for _, x := range r.Runs {
+		pr := x.Profile
+		if pr == nil {
+			continue
+		}
+		var parts []string
+		if pr.CPU != "" {
+			parts = append(parts, fmt.Sprintf("CPU `%s` (%d s of the window)", pr.CPU, pr.CPUSeconds))
+		}
+		if pr.Heap != "" {
+			parts = append(parts, fmt.Sprintf("heap `%s` (at the window's end)", pr.Heap))
+		}
+		if pr.Note != "" {
+			parts = append(parts, mdEscape(pr.Note))
+		}
+		p("- %s N=%d: %s.\n", runName(x), x.N, strings.Join(parts, "; "))
+	}
+	p("\n")
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestUpdateDoc(t *testing.T) {
@@ -122,7 +123,25 @@ func TestParseFlags(t *testing.T) {
 	if (&Report{Store: "s3"}).DocSection() != "bench-s3" || (&Report{}).DocSection() != "bench" || (&Report{Protocol: "srt"}).DocSection() != "bench-srt" {
 		t.Error("doc sections: one per protocol and store, the RTMP-on-disk one still called bench")
 	}
-	if c, _ := ParseFlags(nil, &sb); c.target(c.Target).Name() != "liveingest" {
+	c, err = ParseFlags([]string{"--long-duration", "10m", "--pprof", "bin/bench-pprof", "--compare", "nginx"}, &sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if li, ok := c.target(c.Target).(*Liveingest); !ok || !li.Pprof || c.LongDuration != 10*time.Minute || c.LongN != 64 {
+		t.Errorf("--long-duration, --pprof: %+v, target %+v", c, c.target(c.Target))
+	}
+	c, err = ParseFlags([]string{"--target", "mediamtx", "--mediamtx", "/opt/mediamtx", "--no-bframes"}, &sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := c.target(c.Target).(*Mediamtx); !ok || m.Binary != "/opt/mediamtx" || m.Name() != "mediamtx" || !c.Sample.NoBFrames {
+		t.Errorf("--target mediamtx: %+v", c.target(c.Target))
+	}
+	if c, err := ParseFlags([]string{"--compare", "mediamtx"}, &sb); err != nil || c.target(c.Compare).Name() != "mediamtx" ||
+		(&Report{Reference: "mediamtx"}).DocSection() != "bench-mediamtx" {
+		t.Errorf("--compare mediamtx: %v", err)
+	}
+	if c, _ := ParseFlags(nil, &sb); c.target(c.Target).Name() != "liveingest" || c.LongDuration != 0 || c.Pprof != "" {
 		t.Error("the RTMP target is no longer called liveingest: the RTMP reports would change")
 	}
 	for _, tc := range []struct {
@@ -144,6 +163,11 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--store", "nfs"}, "--store"},
 		{[]string{"--store", "s3", "--target", "nginx"}, "--store s3"},
 		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"--long-duration", "30s"}, "--long-duration"},
+		{[]string{"--long-duration", "2h"}, "--long-duration"},
+		{[]string{"--long-duration", "5m", "--long-n", "0"}, "--long-n"},
+		{[]string{"--target", "wowza"}, "mediamtx"},
+		{[]string{"--compare", "mediamtx", "--protocol", "srt"}, "--compare mediamtx"},
 	} {
 		if _, err := ParseFlags(tc.args, &sb); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err %v, want one containing %q", tc.args, err, tc.want)
@@ -184,6 +208,11 @@ func TestMarkdownSRT(t *testing.T) {
 		if !strings.Contains(sb.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, sb.String())
 		}
+	}
+	// A reference latency under 1 ms (MediaMTX) gives no ratio, only the difference.
+	r.Ratios[0].Latency.P50Ref, r.Ratios[0].Latency.P50Ours = -2.4, 21.3
+	if md := r.Markdown(); !strings.Contains(md, "p50 **n/a (reference under 1 ms)** (21.3 / -2.4 ms, +24 ms)") {
+		t.Errorf("markdown against a sub-millisecond reference:\n%s", md)
 	}
 	// The nginx comparison has no store to watch: no latency ratio.
 	r = &Report{Reference: "nginx-rtmp-hls", Runs: []RunResult{{Target: "liveingest", N: 16, Watched: true, SegFound: 1, CPUmsPerSS: 1}, {Target: "nginx-rtmp-hls", N: 16, CPUmsPerSS: 1}}}

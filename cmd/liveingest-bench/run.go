@@ -21,6 +21,14 @@ type RunConfig struct {
 	// CPUCores is the number of cores the server may use (1 when pinned to
 	// one): the clean-run CPU limit is 95 % of them.
 	CPUCores int
+	// Long marks the long run (--long-duration): reports keep it apart
+	// from the short runs at the same N.
+	Long bool
+	// ProfileDir, when set, receives a CPU profile of the window and a
+	// heap profile at its end from a target that serves Go's pprof
+	// endpoints, named ProfileName-cpu.pprof and ProfileName-heap.pprof
+	// (profile.go).
+	ProfileDir, ProfileName string
 }
 
 // Run thresholds.
@@ -46,6 +54,13 @@ type RunResult struct {
 	Started  time.Time `json:"started"`
 	Err      string    `json:"error,omitempty"`
 	Skipped  bool      `json:"skipped,omitempty"` // target unavailable here
+	// DurationS is how long each publisher published; Long marks the long
+	// run (--long-duration).
+	DurationS float64 `json:"duration_s"`
+	Long      bool    `json:"long,omitempty"`
+	// Note is what the target says about the run besides the numbers
+	// (MediaMTX: what it recorded).
+	Note string `json:"note,omitempty"`
 
 	WindowS    float64 `json:"window_s"` // CPU/RSS measurement window
 	IdleCPUPct float64 `json:"idle_cpu_pct"`
@@ -56,6 +71,12 @@ type RunResult struct {
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	RSSPerMiB  float64 `json:"rss_per_stream_mib"`
 	Procs      int     `json:"procs"`
+	// Minutes are the window minute by minute; Trend compares its last
+	// 60 s with its second minute (minutes.go).
+	Minutes []MinuteUsage `json:"minutes,omitempty"`
+	Trend   *MinuteTrend  `json:"minute_trend,omitempty"`
+	// Profile names the pprof files of the run (profile.go).
+	Profile *ProfileResult `json:"profile,omitempty"`
 
 	Failed     int      `json:"publishers_failed"`
 	Behind     int      `json:"publishers_behind"` // max lag > fellBehind
@@ -64,15 +85,18 @@ type RunResult struct {
 	IngestMbps float64  `json:"ingest_mbps"`
 	Errors     []string `json:"errors,omitempty"` // first few publisher errors
 
-	Watched     bool    `json:"watched"` // segments were watched in the store
-	SegExpected int     `json:"segments_expected"`
-	SegFound    int     `json:"segments_found"`
-	SegMissing  int     `json:"segments_missing"`
-	SegLate     int     `json:"segments_late"`
-	SegExtra    int     `json:"segments_extra"` // more than the cut model predicts
-	LatP50ms    float64 `json:"latency_p50_ms"`
-	LatP99ms    float64 `json:"latency_p99_ms"`
-	LatMaxms    float64 `json:"latency_max_ms"`
+	Watched     bool `json:"watched"` // segments were watched in the store
+	SegExpected int  `json:"segments_expected"`
+	SegFound    int  `json:"segments_found"`
+	SegMissing  int  `json:"segments_missing"`
+	SegLate     int  `json:"segments_late"`
+	SegExtra    int  `json:"segments_extra"` // more than the cut model predicts
+	// SegNotRecorded are the segments before a recorder's first one
+	// (MediaMTX starts recording once it has found the tracks): not judged.
+	SegNotRecorded int     `json:"segments_not_recorded_at_start,omitempty"`
+	LatP50ms       float64 `json:"latency_p50_ms"`
+	LatP99ms       float64 `json:"latency_p99_ms"`
+	LatMaxms       float64 `json:"latency_max_ms"`
 
 	GenCPUPct     float64 `json:"generator_cpu_pct"` // of the cores it may use
 	GenWakeP99ms  float64 `json:"generator_wake_p99_ms"`
@@ -88,10 +112,11 @@ type RunResult struct {
 	Log   string   `json:"server_log,omitempty"`
 }
 
-// usageWindow samples a process tree from `from` to `to`: CPU at both ends,
-// RSS every second in between.
+// usageWindow samples a process tree from `from` to `to`: CPU and RSS at
+// both ends and every second in between (series, for perMinute).
 type usageWindow struct {
 	first, last Usage
+	series      []Usage
 	selfA       time.Duration
 	selfB       time.Duration
 	rssSum      int64
@@ -110,6 +135,7 @@ func sampleWindow(ctx context.Context, proc Proc, pid int, from, to time.Time) (
 		return w
 	}
 	add := func(u Usage) {
+		w.series = append(w.series, u)
 		w.rssSum += u.RSS
 		w.rssN++
 		w.rssMax = max(w.rssMax, u.RSS)
@@ -154,7 +180,7 @@ const mib = 1 << 20
 // Failures of the run itself come back in RunResult.Err; ErrUnavailable
 // marks it Skipped.
 func Run(ctx context.Context, t Target, s *Sample, cfg RunConfig, logf func(string, ...any)) RunResult {
-	res := RunResult{Target: t.Name(), N: cfg.N, Started: time.Now().UTC()}
+	res := RunResult{Target: t.Name(), N: cfg.N, Started: time.Now().UTC(), DurationS: cfg.Duration.Seconds(), Long: cfg.Long}
 	rt, err := t.Start(ctx, cfg.N)
 	if err != nil {
 		res.Err, res.Skipped = err.Error(), errors.Is(err, ErrUnavailable)
@@ -206,6 +232,7 @@ func measure(ctx context.Context, t Target, rt *Running, s *Sample, cfg RunConfi
 		res.Err = fmt.Sprintf("idle measurement: %v", idle.err)
 		return
 	}
+	idleRSS := idle.rssSum / idle.rssN
 	res.IdleRSSMiB = float64(idle.rssSum) / float64(idle.rssN) / mib
 	res.IdleCPUPct = pct(idle.last.CPU-idle.first.CPU, idle.last.At.Sub(idle.first.At))
 
@@ -247,6 +274,10 @@ func measure(ctx context.Context, t Target, rt *Running, s *Sample, cfg RunConfi
 	var win usageWindow
 	var sg sync.WaitGroup
 	sg.Go(func() { win = sampleWindow(ctx, proc, rt.PID, winFrom, winTo) })
+	var prof *ProfileResult
+	if cfg.ProfileDir != "" {
+		sg.Go(func() { prof = captureProfiles(ctx, rt, cfg.ProfileDir, cfg.ProfileName, winFrom, winTo) })
+	}
 	results := make([]PubResult, cfg.N)
 	var pg sync.WaitGroup
 	for i, p := range pubs {
@@ -255,14 +286,23 @@ func measure(ctx context.Context, t Target, rt *Running, s *Sample, cfg RunConfi
 	logf("%s N=%d: publishing for %v", t.Name(), cfg.N, cfg.Duration)
 	pg.Wait()
 	sg.Wait()
-	if rt.SegmentDirs != nil {
+	if rt.SegmentDirs != nil || rt.Scan != nil {
 		// The last judged cut is cutMargin before the end; give it a
 		// segment duration (the late limit) and a poll to show up.
 		sleepUntil(ctx, time.Now().Add(rt.SegmentDuration+2*cfg.Poll))
 		stopWatch()
 		wg.Wait()
 	}
+	var judgeFrom []int
+	if rt.Scan != nil {
+		res.Watched = true
+		apps, judgeFrom = matchRecorded(results, rt.Scan(), rt.SegmentDuration)
+	}
 	udpAfter := proc.udpDrops(udpPort)
+	res.Profile = prof
+	if rt.After != nil {
+		res.Note = rt.After()
+	}
 	if win.err != nil {
 		res.Err = fmt.Sprintf("load measurement: %v", win.err)
 		return
@@ -277,6 +317,7 @@ func measure(ctx context.Context, t Target, rt *Running, s *Sample, cfg RunConfi
 	res.PeakRSSMiB = float64(win.rssMax) / mib
 	res.RSSPerMiB = (res.RSSMiB - res.IdleRSSMiB) / float64(cfg.N)
 	res.Procs = win.last.Procs
+	res.Minutes, res.Trend = perMinute(win.series, cfg.N, idleRSS)
 	res.GenCPUPct = pct(win.selfB-win.selfA, elapsed) / float64(runtime.NumCPU())
 
 	summarizePublishers(res, results)
@@ -287,7 +328,7 @@ func measure(ctx context.Context, t Target, rt *Running, s *Sample, cfg RunConfi
 		}
 	}
 	if apps != nil {
-		judgeSegments(res, results, apps, rt.SegmentDuration)
+		judgeSegments(res, results, apps, rt.SegmentDuration, judgeFrom)
 	}
 }
 
@@ -354,7 +395,9 @@ func Cuts(keys []KeySent, segDur time.Duration) []KeySent {
 
 // judgeSegments matches each publisher's cuts to the segments that
 // appeared: latency = appearance − send time of the closing keyframe.
-func judgeSegments(res *RunResult, results []PubResult, apps Appearances, segDur time.Duration) {
+// from, when set, is per publisher the first seq judged: a server that
+// starts recording late (matchRecorded) is judged from its first segment.
+func judgeSegments(res *RunResult, results []PubResult, apps Appearances, segDur time.Duration, from []int) {
 	var lats []time.Duration
 	for i, r := range results {
 		cuts := Cuts(r.Keys, segDur)
@@ -363,8 +406,12 @@ func judgeSegments(res *RunResult, results []PubResult, apps Appearances, segDur
 			if c.Sent.After(r.Stopped.Add(-cutMargin)) {
 				break
 			}
+			if from != nil && j < from[i] {
+				res.SegNotRecorded++
+				continue
+			}
 			res.SegExpected++
-			if j >= len(seen) {
+			if j >= len(seen) || seen[j].IsZero() {
 				res.SegMissing++
 				continue
 			}
@@ -386,6 +433,57 @@ func judgeSegments(res *RunResult, results []PubResult, apps Appearances, segDur
 	if len(lats) > 0 {
 		res.LatMaxms = ms(Percentile(lats, 100))
 	}
+}
+
+// RecordedSegment is one segment file a recording server wrote: when its
+// media starts (the server's clock, from the file name) and when the file
+// was complete.
+type RecordedSegment struct {
+	Start, Done time.Time
+}
+
+// matchRecorded maps each publisher's recorded segments to the cut model:
+// segment seq j starts at keyframe 0 (j = 0) or at cut j−1, and a file
+// is the segment whose starting keyframe was sent nearest its start time.
+// A recorder's first segment starts wherever it began (MediaMTX: at the
+// first sample of any track once it knows the tracks, which may fall just
+// after a keyframe, so that segment runs to the cut after next): from is,
+// per publisher, the seq of its second recorded segment, the first one
+// judged (every seq when it recorded fewer than two).
+func matchRecorded(results []PubResult, recs [][]RecordedSegment, segDur time.Duration) (Appearances, []int) {
+	apps := make(Appearances, len(results))
+	from := make([]int, len(results))
+	for i, r := range results {
+		if len(r.Keys) == 0 {
+			continue
+		}
+		starts := []time.Time{r.Keys[0].Sent}
+		for _, c := range Cuts(r.Keys, segDur) {
+			starts = append(starts, c.Sent)
+		}
+		from[i] = len(starts)
+		if i >= len(recs) {
+			continue
+		}
+		for n, rec := range recs[i] {
+			j := 0
+			for k, s := range starts {
+				if absDur(s.Sub(rec.Start)) < absDur(starts[j].Sub(rec.Start)) {
+					j = k
+				}
+			}
+			for len(apps[i]) <= j {
+				apps[i] = append(apps[i], time.Time{})
+			}
+			if apps[i][j].IsZero() {
+				apps[i][j] = rec.Done
+			}
+			if n == 1 {
+				from[i] = j
+			}
+		}
+	}
+	return apps, from
 }
 
 // judge decides whether the run was clean and says why not.

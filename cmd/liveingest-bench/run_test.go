@@ -62,7 +62,7 @@ func TestJudgeSegments(t *testing.T) {
 	} // seq 3 missing
 	var res RunResult
 	res.Watched = true
-	judgeSegments(&res, []PubResult{pub}, Appearances{seen}, 2*time.Second)
+	judgeSegments(&res, []PubResult{pub}, Appearances{seen}, 2*time.Second, nil)
 	if res.SegExpected != 4 || res.SegFound != 3 || res.SegMissing != 1 || res.SegLate != 1 {
 		t.Errorf("expected/found/missing/late %d/%d/%d/%d, want 4/3/1/1", res.SegExpected, res.SegFound, res.SegMissing, res.SegLate)
 	}

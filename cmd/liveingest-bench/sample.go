@@ -34,6 +34,10 @@ type SampleSpec struct {
 	// Length is the clip's length; a multiple of GOP so that looping keeps
 	// the keyframe cadence. Default: 20s.
 	Length time.Duration
+	// NoBFrames encodes without B-frames (x264 -bf 0) instead of the
+	// preset's 3: MediaMTX v1.15.3 cannot record B-frames from RTMP
+	// (docs/performance.md). Default: false.
+	NoBFrames bool
 }
 
 // Validate names the first bad field.
@@ -70,13 +74,18 @@ func (s SampleSpec) ffmpegArgs(out string) []string {
 	secs := strconv.FormatFloat(s.Length.Seconds(), 'f', -1, 64)
 	g := strconv.Itoa(s.gopFrames())
 	kb := strconv.Itoa(s.VideoKbps)
-	return []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-y",
 		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=%d", s.Size, s.FPS),
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", secs, "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
 		"-b:v", kb + "k", "-maxrate", kb + "k", "-bufsize", strconv.Itoa(2*s.VideoKbps) + "k",
-		"-g", g, "-keyint_min", g, "-sc_threshold", "0",
-		"-c:a", "aac", "-b:a", "128k", "-ac", "2", "-f", "flv", out}
+		"-g", g, "-keyint_min", g, "-sc_threshold", "0"}
+	if s.NoBFrames {
+		// Only when asked: the default arguments, and so the cached
+		// clip's name, stay what they were.
+		args = append(args, "-bf", "0")
+	}
+	return append(args, "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-f", "flv", out)
 }
 
 // EnsureSample returns the path of the clip for spec in cacheDir, encoding it
@@ -319,6 +328,24 @@ func (s *Sample) finish(raw []Frame) (*Sample, error) {
 		if f.Video {
 			last = f.DTS
 		}
+	}
+	if len(keys) >= 2 && keys[0] > 0 && keys[0] < keys[1]-keys[0] {
+		// Without B-frames ffmpeg's FLV muxer starts the video where the
+		// primed AAC would have started (21 ms in): start the clip at its
+		// first keyframe, dropping the audio before it.
+		off := keys[0]
+		kept := raw[:0]
+		for _, f := range raw {
+			if f.DTS >= off {
+				f.DTS -= off
+				kept = append(kept, f)
+			}
+		}
+		raw = kept
+		for i := range keys {
+			keys[i] -= off
+		}
+		last -= off
 	}
 	if len(keys) < 2 || keys[0] != 0 {
 		return nil, errors.New("flv: want at least two keyframes, the first at 0")

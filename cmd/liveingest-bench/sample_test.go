@@ -168,3 +168,37 @@ func TestSampleSpecValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestSampleWithoutBFrames: --no-bframes (for MediaMTX v1.15.3) is a
+// different clip from the default one, and ffmpeg's FLV of it, whose
+// video starts 21 ms in, still loads with its first keyframe at 0.
+func TestSampleWithoutBFrames(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed (make deps installs it)")
+	}
+	spec := tinySpec
+	spec.NoBFrames = true
+	if a, b := strings.Join(spec.ffmpegArgs("x"), " "), strings.Join(tinySpec.ffmpegArgs("x"), " "); !strings.Contains(a, "-bf 0") || strings.Contains(b, "-bf") {
+		t.Fatalf("ffmpeg arguments:\n%s\n%s", a, b)
+	}
+	dir := t.TempDir()
+	path, err := EnsureSample(t.Context(), dir, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def, _ := EnsureSample(t.Context(), dir, tinySpec); def == path {
+		t.Error("the clip without B-frames is cached under the default clip's name")
+	}
+	s, err := LoadSample(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Frames) == 0 || s.Frames[0].DTS != 0 || s.Loop != 3*time.Second || s.Keyframes != 3 {
+		t.Errorf("first frame at %v, loop %v, %d keyframes", s.Frames[0].DTS, s.Loop, s.Keyframes)
+	}
+	for _, f := range s.Frames {
+		if f.DTS < 0 {
+			t.Fatalf("a frame at %v", f.DTS)
+		}
+	}
+}

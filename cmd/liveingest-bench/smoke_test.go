@@ -92,7 +92,7 @@ func TestSmokeSRT(t *testing.T) {
 	err = run(t.Context(), []string{"--protocol", "srt", "--compare", "rtmp", "--binary", bin,
 		"--n", "2", "--duration", "5s", "--warmup", "0s", "--idle", "1s", "--segment-duration", "1",
 		"--size", "160x96", "--fps", "10", "--video-kbps", "200", "--gop", "1s", "--sample-length", "3s",
-		"--cache-dir", dir, "--work-dir", dir, "--json", report, "--doc", doc}, &stdout, tlog{t})
+		"--cache-dir", dir, "--work-dir", dir, "--json", report, "--doc", doc, "--pprof", filepath.Join(dir, "pprof")}, &stdout, tlog{t})
 	t.Log("\n" + stdout.String())
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +104,19 @@ func TestSmokeSRT(t *testing.T) {
 	var rep Report
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
+	}
+	// --pprof: both runs profiled by the binary built from this tree.
+	for _, r := range rep.Runs {
+		pr := r.Profile
+		if pr == nil || pr.Note != "" || pr.CPUSeconds < 1 {
+			t.Errorf("%s: profile %+v", r.Target, pr)
+			continue
+		}
+		for _, f := range []string{pr.CPU, pr.Heap} {
+			if fi, err := os.Stat(f); err != nil || fi.Size() == 0 || filepath.Dir(f) != filepath.Join(dir, "pprof") {
+				t.Errorf("%s: profile file %s: %v", r.Target, f, err)
+			}
+		}
 	}
 	if rep.Protocol != "srt" || rep.Reference != "liveingest-rtmp" || len(rep.Runs) != 2 ||
 		rep.Runs[0].Target != "liveingest-srt" || rep.Runs[1].Target != "liveingest-rtmp" {
@@ -240,5 +253,48 @@ func TestSmokeS3(t *testing.T) {
 	if !strings.Contains(string(got), sb) || !strings.Contains(string(got), se) || !strings.Contains(string(got), "| liveingest-s3 | 2 |") ||
 		!strings.Contains(string(got), "make bench-s3") {
 		t.Errorf("doc:\n%s", got)
+	}
+}
+
+// TestSmokeMediamtx runs --target mediamtx at toy scale when a MediaMTX
+// binary is at hand (LIVEINGEST_MEDIAMTX_BIN or mediamtx in PATH; the
+// bench never installs it): two publishers of a clip without B-frames for
+// eight seconds, the recordings read back as segments. It checks that
+// MediaMTX recorded and the segments matched the cut model, never how
+// fast.
+func TestSmokeMediamtx(t *testing.T) {
+	if os.Getenv(testenv.SkipEnv) == "1" {
+		t.Skip(testenv.SkipEnv + "=1")
+	}
+	bin := os.Getenv("LIVEINGEST_MEDIAMTX_BIN")
+	if bin == "" {
+		var err error
+		if bin, err = exec.LookPath("mediamtx"); err != nil {
+			t.Skip("no mediamtx (set LIVEINGEST_MEDIAMTX_BIN; docs/performance.md says how to build it)")
+		}
+	}
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed (make deps installs it)")
+	}
+	spec := tinySpec
+	spec.NoBFrames = true
+	path, err := EnsureSample(t.Context(), t.TempDir(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadSample(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.VerifyNoLeaks(t)
+	logf := func(f string, a ...any) { t.Logf(f, a...) }
+	res := Run(t.Context(), &Mediamtx{Binary: bin, WorkDir: t.TempDir(), SegmentDuration: 1}, s,
+		RunConfig{N: 2, Duration: 8 * time.Second, Idle: time.Second, Poll: 25 * time.Millisecond, CPUCores: 1}, logf)
+	if res.Err != "" {
+		t.Fatalf("run: %s", res.Err)
+	}
+	if res.Failed != 0 || !res.Watched || res.SegExpected == 0 || res.SegMissing != 0 || res.SegNotRecorded == 0 ||
+		!strings.HasPrefix(res.Note, "recorded ") || !strings.HasSuffix(res.Note, "for 2 of 2 streams") || !strings.HasPrefix(res.Version, "MediaMTX v") {
+		t.Errorf("run: %+v", res)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,10 +56,22 @@ type Running struct {
 	SegmentDirs []string
 	// SegmentLeaf, when set, is the file inside a segment's path whose
 	// appearance marks the segment visible (MinIO: its xl.meta).
-	SegmentLeaf     string
+	SegmentLeaf string
+	// Scan, when set instead of SegmentDirs, lists each publisher's
+	// recorded segments after the run, for a server whose files cannot be
+	// watched appearing (MediaMTX: a segment's file exists before it is
+	// complete); matchRecorded maps them to the cut model.
+	Scan            func() [][]RecordedSegment
 	SegmentDuration time.Duration
 	// Log is where the server's own output went (kept after Stop).
 	Log string
+	// Pprof is the host:port of the server's /debug/pprof endpoints; ""
+	// when it serves none. ProfileNote says why a server that was asked
+	// to serve them does not (a build without --pprof).
+	Pprof, ProfileNote string
+	// After, when set, is called once the publishers are done and says
+	// what the server did besides the measured numbers (report Note).
+	After func() string
 	// Stop ends the server (only one the bench started) and cleans up.
 	Stop func() error
 }
@@ -178,6 +191,37 @@ type Liveingest struct {
 	// Store is where segments go: "disk" (dev's embedded store) or "s3"
 	// (the edge role writing to a MinIO, target_s3.go). Default: disk.
 	Store string
+	// Pprof starts the measured process with --pprof on a free loopback
+	// port, so runs can be profiled (profile.go); a build that refuses
+	// the flag runs without it. Default: false.
+	Pprof bool
+}
+
+// noPprofNote is the report's word on a build from before --pprof.
+const noPprofNote = "not profiled: this liveingest build has no --pprof (it refused the flag)"
+
+// errNoPprof is returned by startDev when the binary refused --pprof.
+var errNoPprof = errors.New("liveingest refused --pprof")
+
+// refusedFlag reports whether a server that exited did so because it
+// does not know flag (kong's "unknown flag --x").
+func refusedFlag(logPath, flag string) bool {
+	b, _ := os.ReadFile(logPath)
+	return bytes.Contains(b, []byte("unknown flag "+flag))
+}
+
+// pprofArgs are the --pprof flag and its address when l profiles, on a
+// free port.
+func (l *Liveingest) pprofArgs() (args []string, addr string, err error) {
+	if !l.Pprof {
+		return nil, "", nil
+	}
+	port, err := freePort("tcp")
+	if err != nil {
+		return nil, "", err
+	}
+	addr = "127.0.0.1:" + strconv.Itoa(port)
+	return []string{"--pprof", addr}, addr, nil
 }
 
 // Name implements Target.
@@ -227,12 +271,20 @@ func (l *Liveingest) Start(ctx context.Context, n int) (_ *Running, err error) {
 	}
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	token := rand.Text() + rand.Text() // 52 base32 characters: a throwaway admin token
-	summary := &summaryWriter{seen: make(chan struct{})}
 	logPath := filepath.Join(dir, "liveingest.log")
-	p, err := startProcess(l.CPUs, logPath, summary, []string{"LIVEINGEST_ADMIN_TOKEN=" + token},
-		l.Binary, "dev", "--data", filepath.Join(dir, "data"),
+	args := []string{"dev", "--data", filepath.Join(dir, "data"),
 		"--http", addr(0), "--https", addr(1), "--rtmp", addr(2), "--rtmps", addr(3),
-		"--srt", addr(4), "--webrtc-udp", addr(5), "--public-host", "localhost")
+		"--srt", addr(4), "--webrtc-udp", addr(5), "--public-host", "localhost"}
+	pArgs, pprofAddr, err := l.pprofArgs()
+	if err != nil {
+		return nil, err
+	}
+	profileNote := ""
+	p, summary, err := l.startDev(ctx, logPath, token, slices.Concat(args, pArgs))
+	if errors.Is(err, errNoPprof) {
+		pprofAddr, profileNote = "", noPprofNote
+		p, summary, err = l.startDev(ctx, logPath, token, args)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -241,15 +293,6 @@ func (l *Liveingest) Start(ctx context.Context, n int) (_ *Running, err error) {
 			p.stop()
 		}
 	}()
-	select {
-	case <-summary.seen:
-	case <-p.done:
-		return nil, fmt.Errorf("liveingest dev exited: %v (log: %s)", p.err, logPath)
-	case <-time.After(30 * time.Second):
-		return nil, fmt.Errorf("liveingest dev printed no summary in 30s (log: %s)", logPath)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 	base := "http://" + addr(0)
 	if err := waitReady(ctx, base+"/readyz", 20*time.Second); err != nil {
 		return nil, err
@@ -267,7 +310,8 @@ func (l *Liveingest) Start(ctx context.Context, n int) (_ *Running, err error) {
 			return nil, fmt.Errorf("%w: this liveingest build serves no RTMP ingest (no rtmp line in the dev summary, nothing on --rtmp)", ErrUnavailable)
 		}
 	}
-	r := &Running{PID: p.cmd.Process.Pid, Log: logPath, SegmentDuration: time.Duration(l.SegmentDuration) * time.Second}
+	r := &Running{PID: p.cmd.Process.Pid, Log: logPath, SegmentDuration: time.Duration(l.SegmentDuration) * time.Second,
+		Pprof: pprofAddr, ProfileNote: profileNote}
 	if out, err := exec.CommandContext(ctx, l.Binary, "version").Output(); err == nil {
 		r.Version = strings.TrimSpace(string(out))
 	}
@@ -301,6 +345,31 @@ func (l *Liveingest) Start(ctx context.Context, n int) (_ *Running, err error) {
 		return nil
 	}
 	return r, nil
+}
+
+// startDev starts `liveingest dev` with args and waits for its summary;
+// errNoPprof when it exited because it does not know --pprof.
+func (l *Liveingest) startDev(ctx context.Context, logPath, token string, args []string) (*process, *summaryWriter, error) {
+	summary := &summaryWriter{seen: make(chan struct{})}
+	p, err := startProcess(l.CPUs, logPath, summary, []string{"LIVEINGEST_ADMIN_TOKEN=" + token}, l.Binary, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	select {
+	case <-summary.seen:
+		return p, summary, nil
+	case <-p.done:
+		if slices.Contains(args, "--pprof") && refusedFlag(logPath, "--pprof") {
+			return nil, nil, errNoPprof
+		}
+		return nil, nil, fmt.Errorf("liveingest dev exited: %v (log: %s)", p.err, logPath)
+	case <-time.After(30 * time.Second):
+		err = fmt.Errorf("liveingest dev printed no summary in 30s (log: %s)", logPath)
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	p.stop()
+	return nil, nil, err
 }
 
 // summaryWriter takes dev's stdout: it signals once the summary is complete

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -172,17 +173,32 @@ func (l *Liveingest) startS3(ctx context.Context, n int, dir string) (_ *Running
 	procs = append(procs, origin)
 	eArgs, eEnv := w.roleArgs("edge", addr(1))
 	eArgs = append(eArgs, "--rtmp", addr(2), "--srt", addr(3), "--webrtc-udp", addr(4))
+	pArgs, pprofAddr, err := l.pprofArgs()
+	if err != nil {
+		return nil, err
+	}
 	logPath := filepath.Join(dir, "liveingest.log")
-	edge, err := startProcess(l.CPUs, logPath, nil, eEnv, l.Binary, eArgs...)
+	edge, err := startProcess(l.CPUs, logPath, nil, eEnv, l.Binary, slices.Concat(eArgs, pArgs)...)
 	if err != nil {
 		return nil, err
 	}
 	procs = append(procs, edge)
 	base := "http://" + addr(0)
-	for _, u := range []string{base + "/readyz", "http://" + addr(1) + "/readyz"} {
-		if err := waitReady(ctx, u, 30*time.Second); err != nil {
-			return nil, fmt.Errorf("%w (logs in %s)", err, dir)
+	if err := waitReady(ctx, base+"/readyz", 30*time.Second); err != nil {
+		return nil, fmt.Errorf("%w (logs in %s)", err, dir)
+	}
+	profileNote := ""
+	err = waitReady(ctx, "http://"+addr(1)+"/readyz", 30*time.Second)
+	if err != nil && pArgs != nil && edge.exited() && refusedFlag(logPath, "--pprof") {
+		pprofAddr, profileNote = "", noPprofNote
+		if edge, err = startProcess(l.CPUs, logPath, nil, eEnv, l.Binary, eArgs...); err != nil {
+			return nil, err
 		}
+		procs[len(procs)-1] = edge
+		err = waitReady(ctx, "http://"+addr(1)+"/readyz", 30*time.Second)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w (logs in %s)", err, dir)
 	}
 	if l.Protocol != "srt" {
 		if err := waitTCP(ctx, addr(2), edge, 10*time.Second); err != nil {
@@ -190,7 +206,8 @@ func (l *Liveingest) startS3(ctx context.Context, n int, dir string) (_ *Running
 		}
 	}
 
-	r := &Running{PID: edge.cmd.Process.Pid, Log: logPath, SegmentDuration: time.Duration(l.SegmentDuration) * time.Second, SegmentLeaf: "xl.meta"}
+	r := &Running{PID: edge.cmd.Process.Pid, Log: logPath, SegmentDuration: time.Duration(l.SegmentDuration) * time.Second, SegmentLeaf: "xl.meta",
+		Pprof: pprofAddr, ProfileNote: profileNote}
 	if out, err := exec.CommandContext(ctx, l.Binary, "version").Output(); err == nil {
 		r.Version = strings.TrimSpace(string(out))
 	}
