@@ -50,7 +50,7 @@ type Config struct {
 	Store string
 	// FindMax raises N through Steps until a run is not clean. Default: false.
 	FindMax bool
-	// Steps are the N of --find-max. Default: 8,16,32,64,96,128,160,192,256.
+	// Steps are the N of --find-max. Default: 8,16,32,64,96,128,160,192,256,320,384.
 	Steps []int
 	// Duration is how long every publisher publishes per run. Default: 40s.
 	Duration time.Duration
@@ -123,7 +123,7 @@ func (l *intList) Set(v string) error {
 
 // ParseFlags fills a Config from args.
 func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
-	c := &Config{N: intList{16}, Steps: intList{8, 16, 32, 64, 96, 128, 160, 192, 256}}
+	c := &Config{N: intList{16}, Steps: intList{8, 16, 32, 64, 96, 128, 160, 192, 256, 320, 384}}
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		cache = os.TempDir()
