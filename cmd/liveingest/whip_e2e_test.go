@@ -66,7 +66,10 @@ func TestWHIPBrowserDev(t *testing.T) {
 	for _, u := range []string{hls, dash} {
 		checkWHIPDecodes(t, probeLossy(t, u, time.Minute), 100) // 10 s at ≥ 10 fps
 	}
-	validateMedia(t, media, 2*time.Second, 0.2, 4)
+	// A browser sends a keyframe when the edge asks for one (PLI), a
+	// moment before each cut; on a loaded machine its encoder answers up
+	// to half a second late, and the segment is that much longer.
+	validateMedia(t, media, 2*time.Second, 0.3, 4)
 
 	// A publisher that crashes sends no DELETE and no DTLS close.
 	b2 := ingesttest.StartChromium(t)
