@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/liveingest/liveingest/origin/keys"
@@ -63,6 +65,9 @@ type Stream struct {
 
 	st      *State
 	etag    string            // of the state as last written or read
+	// mu guards pubETag, pubLast and fenced, which the concurrent
+	// manifest writes of one Commit share.
+	mu      sync.Mutex
 	pubETag map[string]string // ETag of each public manifest as last written or read
 	pubLast map[string]string // content last written, to skip unchanged writes
 	fenced  bool
@@ -128,7 +133,11 @@ func (s *Stream) State() *State { return s.st }
 
 // Fenced reports whether a newer writer took the stream over (Commit
 // returned ErrFenced).
-func (s *Stream) Fenced() bool { return s.fenced }
+func (s *Stream) Fenced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fenced
+}
 
 // Commit makes ns the stream's state, then writes the public manifests
 // rendered from it that changed: the media playlists and the MPD, then the
@@ -147,7 +156,7 @@ func (s *Stream) Fenced() bool { return s.fenced }
 // ns names must be stored before Commit is called (R-STORE-2): a player
 // may fetch them as soon as a manifest is written.
 func (s *Stream) Commit(ctx context.Context, ns *State) error {
-	if s.fenced {
+	if s.Fenced() {
 		return ErrFenced
 	}
 	etag := s.etag
@@ -168,17 +177,49 @@ func (s *Stream) Commit(ctx context.Context, ns *State) error {
 		}
 		etag = cur // an older writer raced us once; ours supersedes it
 	}
-	docs := []struct{ name, body, ctype string }{
+	// The media playlists and the MPD name segments the state lists and
+	// not each other, so they are written at once: a commit waits for one
+	// store round trip instead of three (and the disk store's directory
+	// fsync covers them together). The multivariant playlist names the
+	// media playlists, so it goes after them: a player that reads it finds
+	// them.
+	media := []document{
 		{VideoPlaylistName, MediaPlaylist(ns, Video), "application/vnd.apple.mpegurl"},
 		{AudioPlaylistName, MediaPlaylist(ns, Audio), "application/vnd.apple.mpegurl"},
 		{MPDName, MPD(ns, s.timing, s.now()), "application/dash+xml"},
-		{MultivariantName, MultivariantPlaylist(ns), "application/vnd.apple.mpegurl"},
 	}
-	for _, d := range docs {
-		if d.body == "" || d.body == s.pubLast[d.name] {
+	if err := s.putManifests(ctx, media); err != nil {
+		return err
+	}
+	return s.putManifests(ctx, []document{{MultivariantName, MultivariantPlaylist(ns), "application/vnd.apple.mpegurl"}})
+}
+
+// document is a public manifest to write.
+type document struct{ name, body, ctype string }
+
+// putManifests writes the documents that changed, concurrently, and
+// returns ErrFenced if any write found the stream fenced, else the first
+// error.
+func (s *Stream) putManifests(ctx context.Context, docs []document) error {
+	errs := make([]error, len(docs))
+	var wg sync.WaitGroup
+	for i, d := range docs {
+		s.mu.Lock()
+		same := d.body == s.pubLast[d.name]
+		s.mu.Unlock()
+		if d.body == "" || same {
 			continue
 		}
-		if err := s.putManifest(ctx, d.name, d.body, d.ctype); err != nil {
+		wg.Go(func() { errs[i] = s.putManifest(ctx, d.name, d.body, d.ctype) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if errors.Is(err, ErrFenced) {
+			return err
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
 			return err
 		}
 	}
@@ -299,11 +340,22 @@ func (s *Stream) fencedBy(ctx context.Context) (bool, string, error) {
 		return false, "", err
 	}
 	if cur != nil && cur.Token > s.token {
+		s.mu.Lock()
+		first := !s.fenced
 		s.fenced = true
-		s.log.Warn("stream fenced by a newer writer")
+		s.mu.Unlock()
+		if first {
+			s.log.Warn("stream fenced by a newer writer")
+		}
 		return true, "", nil
 	}
 	return false, etag, nil
+}
+
+func (s *Stream) setETag(name, etag string) {
+	s.mu.Lock()
+	s.pubETag[name] = etag
+	s.mu.Unlock()
 }
 
 // putManifest replaces a public manifest conditionally on the ETag this
@@ -312,14 +364,19 @@ func (s *Stream) fencedBy(ctx context.Context) (bool, string, error) {
 func (s *Stream) putManifest(ctx context.Context, name, body, ctype string) error {
 	for attempt := 0; ; attempt++ {
 		m := store.Meta{ContentType: ctype, Class: lifecycle.ClassOf(name), Size: int64(len(body))}
-		if et := s.pubETag[name]; et == "" {
+		s.mu.Lock()
+		et := s.pubETag[name]
+		s.mu.Unlock()
+		if et == "" {
 			m.IfNoneMatch = "*"
 		} else {
 			m.IfMatch = et
 		}
-		info, err := s.store.Put(ctx, s.prefix+name, bytes.NewReader([]byte(body)), m)
+		info, err := s.store.Put(ctx, s.prefix+name, strings.NewReader(body), m)
 		if err == nil {
+			s.mu.Lock()
 			s.pubETag[name], s.pubLast[name] = info.ETag, body
+			s.mu.Unlock()
 			return nil
 		}
 		if !errors.Is(err, store.ErrPrecondition) || attempt >= maxCASRetries {
@@ -335,11 +392,11 @@ func (s *Stream) putManifest(ctx context.Context, name, body, ctype string) erro
 		st, err := s.store.Stat(ctx, s.prefix+name)
 		switch {
 		case errors.Is(err, store.ErrNotExist):
-			s.pubETag[name] = ""
+			s.setETag(name, "")
 		case err != nil:
 			return fmt.Errorf("manifest: stat %s: %w", name, err)
 		default:
-			s.pubETag[name] = st.ETag
+			s.setETag(name, st.ETag)
 		}
 	}
 }
