@@ -30,9 +30,9 @@ type Writer struct {
 	prefix string
 	log    *slog.Logger
 
-	tracks  []trackInfo
-	byID    map[int]int // media.Track.ID → index in tracks
-	video   int         // index of the video track, -1 when audio-only
+	tracks []trackInfo
+	byID   map[int]int // media.Track.ID → index in tracks
+	video  int         // index of the video track, -1 when audio-only
 	// open holds, per track, the segments not yet handed to the upload
 	// queue, oldest first: the one the next cut takes, and one more per
 	// cut decided since (audio up to maxAudioLag behind the video still

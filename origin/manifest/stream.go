@@ -63,8 +63,8 @@ type Stream struct {
 	key       string // keys.StreamState
 	legacyKey string // keys.LegacyStreamState
 
-	st      *State
-	etag    string            // of the state as last written or read
+	st   *State
+	etag string // of the state as last written or read
 	// mu guards pubETag, pubLast and fenced, which the concurrent
 	// manifest writes of one Commit share.
 	mu      sync.Mutex
