@@ -23,8 +23,9 @@ func startDev(t *testing.T) (httpBase, httpsBase, token, data string) {
 	var out testenv.Buffer
 	done := make(chan error, 1)
 	exited := make(chan struct{})
+	var logs testenv.Buffer
 	go func() {
-		done <- run(ctx, devArgs(data), &out, io.Discard)
+		done <- run(ctx, devArgs(data), &out, &logs)
 		close(exited)
 	}()
 	t.Cleanup(func() {
@@ -36,6 +37,11 @@ func startDev(t *testing.T) (httpBase, httpsBase, token, data string) {
 			}
 		case <-time.After(20 * time.Second):
 			t.Error("dev did not stop")
+		}
+		if t.Failed() {
+			// What dev said explains most failures of a test against it.
+			l := logs.String()
+			t.Logf("dev's log (last 16 KiB):\n%s", l[max(0, len(l)-16<<10):])
 		}
 	})
 	httpBase = strings.Replace(waitURL(t, out.String, exited), "localhost", "127.0.0.1", 1)

@@ -242,12 +242,15 @@
     const s = session;
     if (!s) return;
     session = null;
-    teardown(s);
     setRunning(false);
     if (!s.location) {
+      teardown(s);
       setStatus('stopped');
       return;
     }
+    // DELETE before closing the connection: the server ends a session
+    // whose connection closed at once, and a DELETE that came after that
+    // would find no session (404).
     try {
       const resp = await deleteSession(s, false);
       if (!resp.ok) {
@@ -257,6 +260,8 @@
       setStatus('stopped');
     } catch (e) {
       setStatus('error: ' + oneLine((e && e.message) || String(e)));
+    } finally {
+      teardown(s);
     }
   }
 
