@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
 	"io"
 	"math"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/liveingest/liveingest/edge/media"
 	"github.com/liveingest/liveingest/edge/segment"
+	"github.com/liveingest/liveingest/internal/ingesttest"
 	"github.com/liveingest/liveingest/internal/testenv"
 	"github.com/liveingest/liveingest/origin/keys"
 	"github.com/liveingest/liveingest/origin/playback"
@@ -194,41 +194,11 @@ func validate(t *testing.T, st store.Store, target time.Duration, wantDiscs int)
 	}
 }
 
-type mpdXML struct {
-	Periods []struct {
-		Sets []struct {
-			Tmpl struct {
-				Init  string `xml:"initialization,attr"`
-				Media string `xml:"media,attr"`
-				Start int    `xml:"startNumber,attr"`
-				Ss    []struct {
-					R int `xml:"r,attr"`
-				} `xml:"SegmentTimeline>S"`
-			} `xml:"SegmentTemplate"`
-		} `xml:"AdaptationSet"`
-	} `xml:"Period"`
-}
-
-// mpdURIs expands every SegmentTemplate of the MPD into its URIs.
+// mpdURIs expands every SegmentTemplate of the MPD into its URIs and
+// fails when it names none.
 func mpdURIs(t *testing.T, doc string) []string {
 	t.Helper()
-	var m mpdXML
-	if err := xml.Unmarshal([]byte(doc), &m); err != nil {
-		t.Fatalf("MPD: %v\n%s", err, doc)
-	}
-	var uris []string
-	for _, p := range m.Periods {
-		for _, as := range p.Sets {
-			uris = append(uris, as.Tmpl.Init)
-			n := as.Tmpl.Start
-			for _, s := range as.Tmpl.Ss {
-				for range s.R + 1 {
-					uris = append(uris, strings.ReplaceAll(as.Tmpl.Media, "$Number$", strconv.Itoa(n)))
-					n++
-				}
-			}
-		}
-	}
+	uris := ingesttest.MPDURIs(t, doc)
 	if len(uris) == 0 {
 		t.Fatalf("MPD lists nothing:\n%s", doc)
 	}

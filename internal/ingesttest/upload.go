@@ -74,7 +74,7 @@ func CheckUploadOrder(t testing.TB, log *teststores.Log, id keys.SlotID) int {
 		case strings.HasSuffix(rel, ".m3u8") && p.Class == store.ClassManifest:
 			named, _ = playlistURIs(string(p.Body))
 		case strings.HasSuffix(rel, ".mpd"):
-			named = mpdURIs(t, string(p.Body))
+			named = MPDURIs(t, string(p.Body))
 		}
 		for _, n := range named {
 			if _, k, ok := segmentNumber(n); ok {
@@ -137,8 +137,8 @@ func playlistURIs(text string) ([]string, int) {
 	return uris, seq
 }
 
-// mpdURIs expands every SegmentTemplate of an MPD into the URIs it names.
-func mpdURIs(t testing.TB, doc string) []string {
+// MPDURIs expands every SegmentTemplate of an MPD into the URIs it names.
+func MPDURIs(t testing.TB, doc string) []string {
 	t.Helper()
 	var m struct {
 		Periods []struct {
